@@ -1,0 +1,1 @@
+"""Parameters of the pipeline (params.yaml) and their validation."""

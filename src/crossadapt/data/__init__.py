@@ -1,0 +1,1 @@
+"""Raw logs to daily partitions, feature schema, vocabularies and encoding."""

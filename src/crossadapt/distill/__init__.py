@@ -1,0 +1,1 @@
+"""Offline stage: retained-window sampling and progressive distillation."""

@@ -1,0 +1,1 @@
+"""CTR model zoo built on one shared feature embedding layer."""

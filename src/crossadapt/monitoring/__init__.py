@@ -1,0 +1,1 @@
+"""Data validation, drift reports, shadow evaluation and promotion."""

@@ -1,0 +1,1 @@
+"""Online stage: daily asymmetric co-distillation and drift-aware weights."""

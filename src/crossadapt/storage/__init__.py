@@ -1,0 +1,1 @@
+"""Atomic files, checkpoints, the online ledger and run locks."""

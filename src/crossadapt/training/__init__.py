@@ -1,0 +1,1 @@
+"""Training loop, batching and evaluation metrics."""

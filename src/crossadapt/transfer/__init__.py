@@ -1,0 +1,1 @@
+"""Non-iterative embedding transfer from teacher to student tables."""
