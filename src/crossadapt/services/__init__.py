@@ -4,4 +4,4 @@ from crossadapt.errors import CrossAdaptError
 
 
 class ServiceError(CrossAdaptError):
-    """A local service failed to start, become ready, answer or stop."""
+    """A local service failed to start, become ready, respond or stop."""
