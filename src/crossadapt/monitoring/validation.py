@@ -1,0 +1,538 @@
+"""Great Expectations suites for daily partitions (raw and encoded), and quarantine of failed days.
+
+Each suite runs in an ephemeral GE 1.x context; results are saved as JSON plus a Data Docs site.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crossadapt.errors import ValidationFailed
+from crossadapt.storage.atomic import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+RAW_SUITE = "raw_day"
+ENCODED_SUITE = "encoded_day"
+
+# Derived column holding `timestamp` as a UTC datetime, so the day bounds are pd.Timestamp values.
+TIMESTAMP_UTC_COLUMN = "timestamp_utc"
+
+STRING_TYPES = ["object", "str", "string", "StringDtype"]
+NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "int16", "int8", "Float64", "Int64"]
+INTEGER_TYPES = ["int8", "int16", "int32", "int64", "uint8", "Int8", "Int64"]
+
+# Largest finite float64: a bound of ±FLOAT_MAX rejects ±inf while nulls are skipped.
+FLOAT_MAX = float(np.finfo(np.float64).max)
+
+# Fix for each failed expectation type, quoted in the ValidationFailed message.
+FIXES: dict[str, str] = {
+    "expect_column_to_exist": (
+        "add the column to the input file or correct the dataset spec, then re-run ingest"
+    ),
+    "expect_column_values_to_be_in_type_list": (
+        "re-run ingest so the column has its documented dtype"
+    ),
+    "expect_column_values_to_not_be_null": (
+        "drop or repair rows with a missing timestamp or label before ingest"
+    ),
+    "expect_column_values_to_be_in_set": (
+        "map labels to 0/1 in the dataset spec (for example label_threshold)"
+    ),
+    "expect_column_values_to_be_between": (
+        "remove infinite values (and negative counts) from the source file"
+    ),
+    "expect_timestamp_in_day": "re-run ingest so the partition holds only rows of its UTC day",
+    "expect_table_row_count_to_be_between": (
+        "check the source export for this day or lower validation.min_rows"
+    ),
+    "expect_oov_rate_to_be_at_most": (
+        "refit the feature schema on recent data (fit step) or raise validation.max_oov_rate"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FeatureColumns:
+    """Raw feature columns of a daily partition by type, and the numeric ones that must be >= 0."""
+
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    multi_valued: tuple[str, ...] = ()
+    non_negative: tuple[str, ...] = ()
+    label: str = "label"
+    timestamp: str = "timestamp"
+
+    @property
+    def features(self) -> list[str]:
+        """All feature columns: categorical, multi-valued, numeric."""
+        return [*self.categorical, *self.multi_valued, *self.numeric]
+
+    @classmethod
+    def from_schema(
+        cls, schema: Mapping[str, Any] | Any, non_negative: Sequence[str] = ()
+    ) -> FeatureColumns:
+        """Build the column lists from a ``FeatureSchema`` or its JSON form (``schema.json``)."""
+        if hasattr(schema, "to_dict"):
+            schema = schema.to_dict()
+        by_type: dict[str, list[str]] = {"categorical": [], "numeric": [], "multi_valued": []}
+        for spec in schema["fields"]:
+            by_type[spec["type"]].append(spec["name"])
+        return cls(
+            categorical=tuple(by_type["categorical"]),
+            numeric=tuple(by_type["numeric"]),
+            multi_valued=tuple(by_type["multi_valued"]),
+            non_negative=tuple(non_negative),
+            label=str(schema.get("label", "label")),
+        )
+
+
+@dataclass(frozen=True)
+class FailedExpectation:
+    """One failed expectation: the column it checks, its GE type, what was observed, and the fix."""
+
+    column: str | None
+    expectation: str
+    observed: str
+    fix: str
+
+    def describe(self) -> str:
+        where = f"column {self.column!r}" if self.column else "table"
+        return f"{self.expectation} on {where}: observed {self.observed}; fix: {self.fix}"
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of one suite on one day, with the paths of its JSON and Data Docs page once saved."""
+
+    day: str
+    suite: str
+    success: bool
+    rows: int
+    evaluated: int
+    failures: list[FailedExpectation] = field(default_factory=list)
+    json_path: Path | None = None
+    docs_dir: Path | None = None
+    docs_page: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "day": self.day,
+            "suite": self.suite,
+            "success": self.success,
+            "rows": self.rows,
+            "evaluated_expectations": self.evaluated,
+            "failed_expectations": [asdict(failure) for failure in self.failures],
+            "docs_page": str(self.docs_page) if self.docs_page else None,
+        }
+
+
+def day_bounds(day: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Return [start, end) of the UTC day ``YYYY-MM-DD`` as tz-aware timestamps."""
+    start = pd.Timestamp(day, tz="UTC")
+    return start, start + pd.Timedelta(days=1)
+
+
+def validate_raw_day(
+    df: pd.DataFrame,
+    day: str,
+    columns: FeatureColumns,
+    *,
+    min_rows: int = 1,
+    out_dir: str | os.PathLike[str] | None = None,
+    data_docs: bool = True,
+) -> ValidationResult:
+    """Run the raw-partition suite on one day's frame.
+
+    Checks: every column exists and has its dtype (timestamp int64, label integer, categorical and
+    multi-valued strings, numeric numbers); timestamp and label are non-null; label is in {0, 1};
+    numeric values are finite (nulls allowed) and >= 0 for ``columns.non_negative``; the row
+    count is >= ``min_rows``; every timestamp lies in [day 00:00, next day 00:00) UTC.
+    Expectations on a missing column are left out, so a missing column fails once, by name.
+    With ``out_dir`` the result is saved to ``out_dir/<day>/raw_day.json`` and, if ``data_docs``,
+    a GE Data Docs site to ``out_dir/<day>/raw_day_docs/``.
+    """
+    _disable_gx_analytics()
+    import great_expectations.expectations as gxe
+
+    start_time = time.perf_counter()
+    logger.info(
+        "validate raw day %s: %d rows, %d feature columns", day, len(df), len(columns.features)
+    )
+
+    present = set(df.columns)
+    expectations: list[Any] = [gxe.ExpectTableRowCountToBeBetween(min_value=min_rows)]
+    typed_columns = [
+        (columns.timestamp, ["int64"]),
+        (columns.label, INTEGER_TYPES),
+        *[(name, STRING_TYPES) for name in (*columns.categorical, *columns.multi_valued)],
+        *[(name, NUMERIC_TYPES) for name in columns.numeric],
+    ]
+    for name, type_list in typed_columns:
+        expectations.append(gxe.ExpectColumnToExist(column=name))
+        if name in present:
+            expectations.append(
+                gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=type_list)
+            )
+
+    if columns.label in present:
+        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=columns.label))
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(column=columns.label, value_set=[0, 1]))
+
+    for name in columns.numeric:
+        if name in present:
+            lower = 0.0 if name in columns.non_negative else -FLOAT_MAX
+            expectations.append(
+                gxe.ExpectColumnValuesToBeBetween(column=name, min_value=lower, max_value=FLOAT_MAX)
+            )
+
+    frame = df
+    if columns.timestamp in present:
+        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=columns.timestamp))
+        if pd.api.types.is_numeric_dtype(df[columns.timestamp]):
+            start, end = day_bounds(day)
+            frame = df.copy(deep=False)
+            frame[TIMESTAMP_UTC_COLUMN] = pd.to_datetime(df[columns.timestamp], unit="s", utc=True)
+            expectations.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=TIMESTAMP_UTC_COLUMN, min_value=start, max_value=end, strict_max=True
+                )
+            )
+
+    result = _run_suite(frame, day, RAW_SUITE, expectations, out_dir, data_docs)
+    logger.info(
+        "validate raw day %s: success=%s, %d of %d expectations failed in %.2f s",
+        day,
+        result.success,
+        len(result.failures),
+        result.evaluated,
+        time.perf_counter() - start_time,
+    )
+    return result
+
+
+def oov_rates(
+    indices: Mapping[str, np.ndarray], oov_index: int = 1, pad_index: int = 0
+) -> dict[str, tuple[float, int]]:
+    """Return ``{field: (oov_rate, tokens)}`` for encoded index arrays of shape (N,) or (N, L).
+
+    ``oov_rate = count(index == oov_index) / count(index != pad_index)``, over all tokens of a
+    multi-valued field; a field with no non-PAD token has rate 0.
+    """
+    rates: dict[str, tuple[float, int]] = {}
+    for name, array in indices.items():
+        values = np.asarray(array).ravel()
+        tokens = int(np.count_nonzero(values != pad_index))
+        oov = int(np.count_nonzero(values == oov_index))
+        rates[name] = (oov / tokens if tokens else 0.0, tokens)
+    return rates
+
+
+def validate_encoded_day(
+    indices: Mapping[str, np.ndarray],
+    day: str,
+    *,
+    max_oov_rate: float,
+    oov_index: int = 1,
+    pad_index: int = 0,
+    out_dir: str | os.PathLike[str] | None = None,
+    data_docs: bool = True,
+) -> ValidationResult:
+    """Run the encoded-partition suite: the OOV rate of every field is <= ``max_oov_rate``.
+
+    ``indices`` maps each categorical, bucket and multi-valued field to its encoded index array
+    (see ``oov_rates`` for the rate). The rates go into a one-row frame, one column per field,
+    checked with ``expect_column_values_to_be_between(max_value=max_oov_rate)``, so a failure
+    names the field and its observed rate. Saved as ``out_dir/<day>/encoded_day.json``.
+    """
+    _disable_gx_analytics()
+    import great_expectations.expectations as gxe
+
+    start_time = time.perf_counter()
+    rates = oov_rates(indices, oov_index=oov_index, pad_index=pad_index)
+    rows = len(next(iter(indices.values()))) if indices else 0
+    logger.info(
+        "validate encoded day %s: %d rows, %d fields, max_oov_rate=%s",
+        day,
+        rows,
+        len(rates),
+        max_oov_rate,
+    )
+
+    frame = pd.DataFrame({name: [rate] for name, (rate, _) in rates.items()})
+    expectations = [
+        gxe.ExpectColumnValuesToBeBetween(column=name, min_value=0.0, max_value=float(max_oov_rate))
+        for name in rates
+    ]
+    result = _run_suite(frame, day, ENCODED_SUITE, expectations, out_dir, data_docs, rows=rows)
+
+    # The GE type names a range check, but this suite checks only the OOV rate: name that check.
+    relabelled: list[FailedExpectation] = []
+    for failure in result.failures:
+        observed = failure.observed
+        if failure.column in rates:
+            rate, tokens = rates[failure.column]
+            observed = f"oov_rate={rate:.4f} over {tokens} tokens (max {max_oov_rate})"
+        relabelled.append(
+            FailedExpectation(
+                column=failure.column,
+                expectation="expect_oov_rate_to_be_at_most",
+                observed=observed,
+                fix=FIXES["expect_oov_rate_to_be_at_most"],
+            )
+        )
+    result.failures = relabelled
+    if result.json_path is not None:
+        atomic_write_json(
+            result.json_path, {**result.to_dict(), "oov_rates": {k: v[0] for k, v in rates.items()}}
+        )
+    logger.info(
+        "validate encoded day %s: success=%s, %d fields over the limit in %.2f s",
+        day,
+        result.success,
+        len(result.failures),
+        time.perf_counter() - start_time,
+    )
+    return result
+
+
+def quarantine_day(
+    partition_path: str | os.PathLike[str],
+    quarantine_dir: str | os.PathLike[str],
+    result: ValidationResult,
+) -> None:
+    """Move a failed day's partition, JSON and Data Docs to ``quarantine_dir/<day>/``, then raise.
+
+    Each item is moved with one ``os.replace``, a rename that is atomic on one file system.
+    Across file systems it is first copied to a temporary name in the target folder, then
+    renamed. The partition is moved last, so after a crash it is still in place and its failed
+    result is still on disk.
+
+    Raises:
+        ValidationFailed: always, listing every failed expectation and its fix.
+        ValueError: if ``result`` is a passing result.
+    """
+    if result.success:
+        raise ValueError(
+            f"day {result.day} passed suite {result.suite}; there is nothing to quarantine"
+        )
+
+    partition = Path(partition_path)
+    target_dir = Path(quarantine_dir) / result.day
+    target_dir.mkdir(parents=True, exist_ok=True)
+
+    for source in (result.json_path, result.docs_dir):
+        if source is not None and source.exists():
+            _move(source, target_dir / source.name)
+    quarantined_partition = target_dir / partition.name
+    if partition.exists():
+        _move(partition, quarantined_partition)
+    logger.error(
+        "quarantined day %s (suite %s, %d failed expectations) to %s",
+        result.day,
+        result.suite,
+        len(result.failures),
+        target_dir,
+    )
+
+    listing = "\n".join(f"  - {failure.describe()}" for failure in result.failures)
+    raise ValidationFailed(
+        f"day {result.day} failed the {result.suite} suite on {partition}; the partition and "
+        f"its validation results were moved to {target_dir}. Failed expectations:\n{listing}\n"
+        f"After fixing the source, re-run ingest for {result.day}; "
+        "the quarantined copy can then be deleted."
+    )
+
+
+def _run_suite(
+    frame: pd.DataFrame,
+    day: str,
+    suite_name: str,
+    expectations: list[Any],
+    out_dir: str | os.PathLike[str] | None,
+    data_docs: bool,
+    rows: int | None = None,
+) -> ValidationResult:
+    """Validate ``frame`` in an ephemeral context; save JSON and Data Docs under ``out_dir``."""
+    _disable_gx_analytics()
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    # The ephemeral context comes with a site in a fresh temp folder; build only ours.
+    for site_name in list(context.variables.data_docs_sites or {}):
+        context.delete_data_docs_site(site_name)
+
+    batch_definition = (
+        context.data_sources.add_pandas(f"{suite_name}_source")
+        .add_dataframe_asset(day)
+        .add_batch_definition_whole_dataframe("whole_day")
+    )
+    suite = gx.ExpectationSuite(name=suite_name)
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    suite = context.suites.add(suite)
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{suite_name}_{day}", data=batch_definition, suite=suite)
+    )
+
+    day_dir = Path(out_dir) / day if out_dir is not None else None
+    staging_docs: Path | None = None
+    actions: list[Any] = []
+    if day_dir is not None and data_docs:
+        day_dir.mkdir(parents=True, exist_ok=True)
+        staging_docs = Path(tempfile.mkdtemp(prefix=f".{suite_name}_docs.", dir=day_dir))
+        context.add_data_docs_site(
+            "crossadapt",
+            {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(staging_docs.resolve()),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        actions.append(
+            gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["crossadapt"])
+        )
+
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{suite_name}_checkpoint",
+            validation_definitions=[validation],
+            actions=actions,
+            result_format="SUMMARY",
+        )
+    )
+    try:
+        checkpoint_result = checkpoint.run(
+            batch_parameters={"dataframe": frame},
+            run_id=RunIdentifier(run_name=f"{suite_name}_{day}"),
+        )
+    except BaseException:
+        if staging_docs is not None:
+            shutil.rmtree(staging_docs, ignore_errors=True)
+        raise
+
+    validation_result = next(iter(checkpoint_result.run_results.values()))
+    failures = [_describe_failure(item) for item in validation_result.results if not item.success]
+    result = ValidationResult(
+        day=day,
+        suite=suite_name,
+        success=bool(validation_result.success),
+        rows=len(frame) if rows is None else rows,
+        evaluated=len(validation_result.results),
+        failures=failures,
+    )
+
+    if day_dir is not None:
+        if staging_docs is not None:
+            result.docs_dir = day_dir / f"{suite_name}_docs"
+            _prune_unused_assets(staging_docs)
+            _replace_dir(staging_docs, result.docs_dir)
+            pages = sorted((result.docs_dir / "validations").rglob("*.html"))
+            result.docs_page = pages[0] if pages else None
+        result.json_path = day_dir / f"{suite_name}.json"
+        atomic_write_json(result.json_path, result.to_dict())
+    return result
+
+
+def _disable_gx_analytics() -> None:
+    # GE reads this variable when it is first imported; an explicit setting by the user wins.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
+def _describe_failure(item: Any) -> FailedExpectation:
+    """Convert a GE ExpectationValidationResult to a FailedExpectation with a readable value."""
+    expectation_type = item.expectation_config.type
+    column = item.expectation_config.kwargs.get("column")
+    details = item.result or {}
+    exception = (item.exception_info or {}).get("exception_message")
+
+    if exception:
+        observed = f"error: {exception}"
+    elif expectation_type == "expect_column_to_exist":
+        observed = "column missing"
+    elif "observed_value" in details and details.get("observed_value") is not None:
+        observed = str(details["observed_value"])
+    elif details.get("unexpected_count") is not None:
+        examples = [_short(value) for value in details.get("partial_unexpected_list", [])[:5]]
+        percent = details.get("unexpected_percent") or 0.0
+        observed = (
+            f"{details['unexpected_count']} unexpected values ({percent:.2f}%), e.g. {examples}"
+        )
+    else:
+        observed = str(details)
+    fix = FIXES.get(expectation_type, "")
+    if column == TIMESTAMP_UTC_COLUMN:
+        # Report the stored column; the derived datetime column exists only during validation.
+        column = "timestamp"
+        fix = FIXES["expect_timestamp_in_day"]
+    return FailedExpectation(
+        column=column, expectation=expectation_type, observed=observed, fix=fix
+    )
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def _prune_unused_assets(site_dir: Path) -> None:
+    # GE 1.24 copies two tutorial GIFs (3.3 MB together) into every site, and no page links them.
+    for name in ("glossary_scroller.gif", "validation_failed_unexpected_values.gif"):
+        asset = site_dir / "static" / "images" / name
+        if asset.exists():
+            asset.unlink()
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; an older ``target`` is renamed away first, then deleted."""
+    old: Path | None = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old.{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Move a file or folder with a rename; across file systems copy to a temp name, then rename."""
+    if target.exists():
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    try:
+        os.replace(source, target)
+    except OSError:
+        staging = target.with_name(f".{target.name}.tmp.{os.getpid()}")
+        if source.is_dir():
+            shutil.copytree(source, staging)
+        else:
+            shutil.copy2(source, staging)
+        os.replace(staging, target)
+        if source.is_dir():
+            shutil.rmtree(source)
+        else:
+            source.unlink()
