@@ -235,6 +235,25 @@ class Ledger:
         logger.info("ledger %s: replaced day %s", self.path, new_row.day)
         return new_row
 
+    def rewind_to(self, day: str) -> list[LedgerRow]:
+        """Drop the rows of ``day`` and of every later day; return the dropped rows.
+
+        Replacing an earlier day makes the later days stale (each was trained from the
+        day before it), so they must be applied again, in order.
+        """
+        rows = self.rows()
+        kept = [row for row in rows if row.day < day]
+        dropped = [row for row in rows if row.day >= day]
+        if dropped:
+            self._write(kept)
+            logger.warning(
+                "ledger %s: rewound to before %s, dropped days %s",
+                self.path,
+                day,
+                [row.day for row in dropped],
+            )
+        return dropped
+
     def verify(self, checkpoint_dir: str | os.PathLike[str]) -> int:
         """Check that each row's checkpoint hashes match the files under ``checkpoint_dir``.
 
