@@ -38,6 +38,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "tasks.plan_days",
     "tasks.online_day",
     "tasks.report",
+    "tasks.summary",
 )
 EXIT_USER_ERROR = 2
 

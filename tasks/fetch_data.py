@@ -16,7 +16,15 @@ from tasks.cli import Subcommand, add_params_arguments, params_from_args, run_su
 
 
 def run(params: Params, quiet: bool = False) -> dict[str, Any]:
-    """Fetch and verify the MovieLens-100K files; return where they are and what was done."""
+    """Fetch and verify the MovieLens-100K files; return where they are and what was done.
+
+    Other datasets need no download (Open Bandit ships with the project, synthetic streams
+    are generated, and Criteo, Avazu and generic logs are files the user points at).
+    """
+    raw = params.data_dir() / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    if params.dataset.name != "movielens-100k":
+        return {"dataset": params.dataset.name, "fetched": False}
     return fetch_movielens_100k(params.data_dir(), quiet=quiet).to_dict()
 
 

@@ -19,7 +19,13 @@ from tasks.cli import Subcommand, add_params_arguments, params_from_args, run_su
 
 
 def run(params: Params) -> dict[str, Any]:
-    """Ingest the dataset of ``params`` and return the summary (rows, days, rows/day, seconds)."""
+    """Ingest the dataset of ``params``; write and return the summary (rows, days, seconds)."""
+    from tasks.common import layout_of, write_metrics
+
+    return write_metrics(layout_of(params).metrics_file("ingest"), _ingest(params))
+
+
+def _ingest(params: Params) -> dict[str, Any]:
     if params.dataset.name == "synthetic":
         from crossadapt.data.ingest import write_generated_days
         from crossadapt.data.synthetic import iter_days

@@ -56,14 +56,80 @@ def run(params: Params, day: str, replace: bool = False) -> dict[str, Any]:
         return _run_locked(params, layout, day, replace)
 
 
+def check(params: Params, day: str) -> dict[str, Any]:
+    """Validate the day and measure its drift, without training (the DAG's first tasks).
+
+    Results go to ``artifacts/online/.checks/<day>/``; ``run`` reuses them when their
+    inputs are unchanged. Returns the drift summary (``drift_score``, ``flagged``).
+    """
+    from crossadapt.storage.locks import run_lock
+
+    layout = layout_of(params)
+    with run_lock(layout.lock_file, timeout=LOCK_TIMEOUT_SECONDS):
+        teacher_in, _ = input_checkpoints(params, day)
+        return _check_into(params, layout, day, teacher_in, _checks_dir(layout, day))
+
+
+def _checks_dir(layout: Layout, day: str) -> Path:
+    return layout.artifacts_dir / "online" / ".checks" / day
+
+
+def _check_into(
+    params: Params, layout: Layout, day: str, teacher_in: Path, out_dir: Path
+) -> dict[str, Any]:
+    from crossadapt.data.partitions import read_day
+    from crossadapt.data.schema import FeatureSchema
+    from crossadapt.storage.checkpoint import load_model
+    from crossadapt.storage.hashing import sha256_file
+
+    key = {
+        "partition": sha256_file(_partition(layout, day)),
+        "teacher_in": sha256_file(teacher_in),
+        "settings": _settings(params),
+    }
+    summary_path = out_dir / "check.json"
+    if summary_path.is_file():
+        previous = json.loads(summary_path.read_text())
+        if previous.get("key") == key:
+            logger.info("day %s: validation and drift already checked, reusing %s", day, out_dir)
+            return previous["drift"]
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+
+    teacher, checkpoint = load_model(teacher_in)
+    teacher_schema = FeatureSchema.from_dict(checkpoint.schema, origin=str(teacher_in))
+    raw = read_day(layout.data_dir, layout.dataset, day)
+    validate_day(params, layout, day, raw, teacher_schema, out_dir)
+    drift = measure_drift(params, layout, day, raw, teacher, teacher_schema, out_dir / "drift")
+    atomic_write_json(summary_path, {"key": key, "drift": drift})
+    return drift
+
+
+def _partition(layout: Layout, day: str) -> Path:
+    from crossadapt.data.partitions import day_path, read_day
+
+    path = day_path(layout.data_dir, layout.dataset, day)
+    if not path.is_file():
+        read_day(layout.data_dir, layout.dataset, day)  # raises the DataError with the fix
+    return path
+
+
+def _settings(params: Params) -> dict[str, Any]:
+    return {
+        "seed": params.seed,
+        "online": params.online.model_dump(),
+        "adaptation": params.adaptation.model_dump(),
+        "validation": params.validation.model_dump(),
+    }
+
+
 def _run_locked(params: Params, layout: Layout, day: str, replace: bool) -> dict[str, Any]:
-    from crossadapt.data.partitions import day_path
     from crossadapt.storage.hashing import sha256_bytes, sha256_file
     from crossadapt.storage.ledger import Ledger
 
     started = time.perf_counter()
     teacher_in, student_in = input_checkpoints(params, day)
-    partition = day_path(layout.data_dir, layout.dataset, day)
     ledger = Ledger(layout.ledger_file)
     for path, what in ((teacher_in, "teacher"), (student_in, "student")):
         if not path.is_file():
@@ -71,24 +137,14 @@ def _run_locked(params: Params, layout: Layout, day: str, replace: bool) -> dict
                 f"day {day}: the {what} checkpoint it starts from, {path}, does not exist; "
                 "apply the days before it first (or run the offline stage)"
             )
-    if not partition.is_file():
-        from crossadapt.data.partitions import read_day
-
-        read_day(layout.data_dir, layout.dataset, day)  # raises the DataError with the fix
-
-    settings = {
-        "seed": params.seed,
-        "online": params.online.model_dump(),
-        "adaptation": params.adaptation.model_dump(),
-        "validation": params.validation.model_dump(),
-    }
+    partition = _partition(layout, day)
     input_sha256 = sha256_bytes(
         json.dumps(
             {
                 "partition": sha256_file(partition),
                 "teacher_in": sha256_file(teacher_in),
                 "student_in": sha256_file(student_in),
-                "settings": settings,
+                "settings": _settings(params),
             },
             sort_keys=True,
         ).encode()
@@ -109,7 +165,9 @@ def _run_locked(params: Params, layout: Layout, day: str, replace: bool) -> dict
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     try:
-        metrics = apply_day(params, layout, day, teacher_in, student_in, staging)
+        drift = _check_into(params, layout, day, teacher_in, _checks_dir(layout, day))
+        shutil.copytree(_checks_dir(layout, day), staging, dirs_exist_ok=True)
+        metrics = apply_day(params, layout, day, teacher_in, student_in, staging, drift)
         metrics["seconds"] = time.perf_counter() - started
         write_metrics(staging / "metrics.json", metrics)
         _swap_into_place(staging, final_dir)
@@ -125,23 +183,25 @@ def _run_locked(params: Params, layout: Layout, day: str, replace: bool) -> dict
             "student_checkpoint_sha256": sha256_file(final_dir / "student.pt"),
             "drift_score": metrics["drift"]["drift_score"],
             "weights": metrics["weights"],
-            "metrics": {key: metrics["before_training"][key] for key in _LEDGER_METRICS},
+            "metrics": metrics["before_training"],
         }
     )
     _write_dvc_metrics(layout, day, metrics)
     return {"day": day, "status": "applied", **metrics}
 
 
-_LEDGER_METRICS = ("teacher_auc", "student_auc", "teacher_log_loss", "student_log_loss", "rows")
-
-
 def apply_day(
-    params: Params, layout: Layout, day: str, teacher_in: Path, student_in: Path, out_dir: Path
+    params: Params,
+    layout: Layout,
+    day: str,
+    teacher_in: Path,
+    student_in: Path,
+    out_dir: Path,
+    drift: dict[str, Any],
 ) -> dict[str, Any]:
-    """Validate the day, evaluate both models on it, measure drift, then co-distill.
+    """Evaluate both models on the checked day, set the day's weights from ``drift``, co-distill.
 
-    Writes the day's checkpoints and drift report into ``out_dir``; raises before writing
-    any checkpoint when validation fails (the partition is then quarantined).
+    Writes the day's checkpoints into ``out_dir``.
     """
     from crossadapt.data.dataset import encode_range
     from crossadapt.data.encoding import encode
@@ -159,14 +219,11 @@ def apply_day(
     student_schema = FeatureSchema.from_dict(student_checkpoint.schema, origin=str(student_in))
 
     raw = read_day(layout.data_dir, layout.dataset, day)
-    validate_day(params, layout, day, raw, student_schema, out_dir)
-
     student_frame = encode(raw, student_schema)
     teacher_frame = encode(raw, teacher_schema)
     before = compare_models(
         student_frame.label, predict(teacher, teacher_frame), predict(student, student_frame)
     )
-    drift = measure_drift(params, layout, day, raw, teacher, teacher_schema, out_dir / "drift")
 
     adaptation = AdaptationConfig.from_mapping(params.adaptation)
     online = params.online

@@ -22,29 +22,29 @@ HEADER = (
 
 
 def plan(params: Params) -> dict[str, Any]:
-    """The foreach items of dvc.yaml: each day with the checkpoints it starts from."""
+    """The foreach items of dvc.yaml: each day (the stage key) with the checkpoints it starts from.
+
+    Keying by day names the DVC stages ``online_day@<day>``.
+    """
     layout = layout_of(params)
     root = layout.root
 
     def relative(path) -> str:
         return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
-    items = []
+    items: dict[str, dict[str, str]] = {}
     previous_teacher = layout.teacher_checkpoint
     previous_student = layout.distilled_student_checkpoint
     for day in params.split.online_days():
-        items.append(
-            {
-                "day": day,
-                "teacher_in": relative(previous_teacher),
-                "student_in": relative(previous_student),
-            }
-        )
+        items[day] = {
+            "teacher_in": relative(previous_teacher),
+            "student_in": relative(previous_student),
+        }
         previous_teacher = layout.online_day_dir(day) / "teacher.pt"
         previous_student = layout.online_day_dir(day) / "student.pt"
     return {
         "online_days": items,
-        "last_online_day_dir": relative(layout.online_day_dir(items[-1]["day"])),
+        "last_online_day_dir": relative(layout.online_day_dir(list(items)[-1])),
     }
 
 

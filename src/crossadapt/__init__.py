@@ -1,3 +1,3 @@
-"""CrossAdapt: move a CTR/CVR model's knowledge into a new architecture, then co-train both online."""
+"""CrossAdapt: move a CTR model's knowledge into a new architecture, then co-train both online."""
 
 __version__ = "0.1.0"
