@@ -39,6 +39,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "tasks.online_day",
     "tasks.report",
     "tasks.summary",
+    "tasks.promote",
+    "tasks.version",
 )
 EXIT_USER_ERROR = 2
 
@@ -86,8 +88,21 @@ def subcommands() -> dict[str, Subcommand]:
     for module_name in SUBCOMMAND_MODULES:
         subcommand = importlib.import_module(module_name).SUBCOMMAND
         found[subcommand.name] = subcommand
+    found["airflow"] = _airflow_subcommand()
     found.update(_extra_subcommands)
     return found
+
+
+def _airflow_subcommand() -> Subcommand:
+    """``crossadapt airflow start|stop|status``: the local Airflow stack of tasks.airflow_cli."""
+    from tasks import airflow_cli
+
+    return Subcommand(
+        name="airflow",
+        help="start, stop or inspect the local Airflow stack (bound to 127.0.0.1)",
+        add_arguments=airflow_cli.add_arguments,
+        handler=lambda args: args.airflow_handler(args),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
