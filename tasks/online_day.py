@@ -330,6 +330,7 @@ def validate_day(
                 indices,
                 day,
                 max_oov_rate=params.validation.max_oov_rate,
+                max_oov_rate_by_field=params.validation.max_oov_rate_by_field,
                 out_dir=validation_dir,
             )
         )

@@ -212,6 +212,7 @@ class AdaptationParams(_Section):
 class ValidationParams(_Section):
     min_rows: Annotated[int, Field(ge=0)] = 1
     max_oov_rate: Probability = 0.95
+    max_oov_rate_by_field: dict[str, Probability] = Field(default_factory=dict)
 
 
 class PromotionParams(_Section):
