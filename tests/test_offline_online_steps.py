@@ -48,14 +48,23 @@ def teacher_schema(log: pd.DataFrame, dim: int = 4) -> FeatureSchema:
     return schema.with_embedding_dims(dim)
 
 
-@pytest.fixture
-def teacher_setup():
+@pytest.fixture(scope="module")
+def trained_teacher_state():
     torch.manual_seed(0)
     history = click_log(1500, seed=1)
     schema = teacher_schema(history)
     teacher = build_model("dnn", schema, {"hidden_units": [16]})
     config = TrainConfig(epochs=3, batch_size=128, lr_embedding=0.05, lr_dense=0.01)
     train(teacher, encode(history, schema), None, config)
+    return schema, {name: value.clone() for name, value in teacher.state_dict().items()}
+
+
+@pytest.fixture
+def teacher_setup(trained_teacher_state):
+    """A trained teacher (a fresh copy per test) and a retained window with new users."""
+    schema, state = trained_teacher_state
+    teacher = build_model("dnn", schema, {"hidden_units": [16]})
+    teacher.load_state_dict(state)
     # Retained window: users 30..49, so u40..u49 are new to the teacher.
     retained = click_log(800, seed=2, users=20, first_user=30)
     return teacher, schema, retained
