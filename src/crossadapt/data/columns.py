@@ -3,6 +3,7 @@ seconds), categorical and multi-valued (str), numeric (float64); errors name fil
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -158,9 +159,24 @@ def parse_timestamp(chunk: RawChunk, spec: TimestampSpec, row_offset: int) -> np
             "timestamp.format"
         )
     if parsed is not None:
-        return ((parsed - _EPOCH) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
-    assert seconds is not None
-    return np.floor(seconds.to_numpy(dtype=np.float64)).astype(np.int64)
+        result = ((parsed - _EPOCH) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+    else:
+        assert seconds is not None
+        result = np.floor(seconds.to_numpy(dtype=np.float64)).astype(np.int64)
+
+    # A log holds events that happened: a time more than a day ahead of this machine's
+    # clock is a broken clock or a wrong unit (milliseconds read as seconds, say).
+    latest = int(time.time()) + SECONDS_PER_DAY
+    future = result > latest
+    if future.any():
+        index = int(np.argmax(future))
+        raise DataError(
+            f"{chunk.locate(index)}: timestamp column {spec.column} has the value "
+            f"{text.iloc[index]!r}, which is in the future "
+            f"({pd.Timestamp(min(int(result[index]), 2**33), unit='s', tz='UTC')}); fix the "
+            "value, or check timestamp.format (unix_s vs unix_ms)"
+        )
+    return result
 
 
 def parse_numeric(chunk: RawChunk, column: str) -> pd.Series:

@@ -215,6 +215,12 @@ class DatasetSpec(_TableFormat):
         check_dataset_name(self.name)
         if any(not path.strip() for path in self.files):
             raise ValueError("files contains an empty path")
+        repeated = sorted({path for path in self.files if self.files.count(path) > 1})
+        if repeated:
+            raise ValueError(
+                f"files lists {repeated} more than once, so their rows would be ingested "
+                "twice; list each file once"
+            )
 
         features = self.features()
         if not features:

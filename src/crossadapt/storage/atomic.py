@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_stale_temp_files(target)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -46,8 +50,54 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically.
+
+    NaN and infinite floats (an undefined AUC, for example) are written as null, so the file
+    is strict JSON that any reader accepts.
+    """
+    text = json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(item) for item in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        return _finite_or_null(value.item())
+    return value
+
+
+def _remove_stale_temp_files(target: Path) -> None:
+    """Delete temp files of ``target`` left by writers that died.
+
+    Temp names carry the writer's pid; a file whose pid is alive belongs to a running
+    writer and stays. Names without a pid come from older versions and are removed.
+    """
+    for candidate in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+        pid_text = candidate.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid_text.isdigit() and _pid_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+
+
+def glob_escape(name: str) -> str:
+    """Escape the glob metacharacters of a file name."""
+    return "".join(f"[{char}]" if char in "*?[" else char for char in name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
