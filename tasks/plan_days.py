@@ -22,7 +22,7 @@ HEADER = (
 
 
 def plan(params: Params) -> dict[str, Any]:
-    """The foreach items of dvc.yaml: each day (the stage key) with the checkpoints it starts from.
+    """Build the foreach items of dvc.yaml: each day (the stage key) and its input checkpoints.
 
     Keying by day names the DVC stages ``online_day@<day>``.
     """

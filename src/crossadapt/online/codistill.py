@@ -70,7 +70,7 @@ class CoDistillConfig:
 
 @dataclass
 class CoDistillResult:
-    """What one day of co-distillation did."""
+    """Batch and row counts, teacher steps, mean losses and time of one co-distillation day."""
 
     batches: int = 0
     rows: int = 0
@@ -100,7 +100,7 @@ def codistill_day(
 
     - student: ``kd_loss(z_s, z_t.detach(), y, alpha, T)`` every batch;
     - teacher: ``BCE(sigmoid(z_t), y)`` (plus ``reverse_kd_weight * kd_loss(z_t, z_s.detach(),
-      y, 1, T)`` when that option is on); gradients accumulate over batches and the optimizer
+      y, 1, T)`` when that option is on). Gradients accumulate over batches. The optimizer
       steps after every k-th batch, applying the sum of k batches' gradients, and once more
       at the end of the day for the remaining batches.
 
