@@ -294,10 +294,6 @@ def test_ingest_all_null_column_accepted(shop: Path, capsys: pytest.CaptureFixtu
     assert frame["price"].isna().all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate_raw_day has no check that a feature column is not entirely null",
-)
 def test_validate_rejects_all_null_column(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = rp.generic_rows()
     for row in rows:
@@ -487,11 +483,6 @@ def test_online_day_quarantines_bad_day(
     assert changed == {str(partition_of(offline))}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate_raw_day converts timestamps to datetime64[ns], which overflows after "
-    "2262-04-11: OutOfBoundsDatetime traceback instead of a quarantine",
-)
 def test_online_day_row_after_2262(offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def far_future_row(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[3, "timestamp"] = day_start_timestamp("2999-01-01")

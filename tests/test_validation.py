@@ -11,9 +11,11 @@ import pytest
 
 from crossadapt.errors import ValidationFailed
 from crossadapt.monitoring.validation import (
+    FIXES,
     FeatureColumns,
     oov_rates,
     quarantine_day,
+    raw_day_checks,
     validate_encoded_day,
     validate_raw_day,
 )
@@ -136,6 +138,158 @@ def test_raw_day_below_min_rows_fails(tmp_path: Path) -> None:
     assert not result.success
     assert [(f.expectation, f.observed) for f in result.failures] == [
         ("expect_table_row_count_to_be_between", "20")
+    ]
+
+
+def checks_by_metric(frame: pd.DataFrame, columns: FeatureColumns = COLUMNS) -> dict:
+    return {check.metric: check for check in raw_day_checks(frame, DAY, columns)}
+
+
+def test_raw_day_checks_count_invalid_rows() -> None:
+    frame = make_day()
+    frame.loc[3, "label"] = 2
+    frame.loc[11, "label"] = -1
+    frame.loc[12, "label"] = 2
+    frame.loc[4, "timestamp"] += 86_400
+    frame.loc[7, "clicks"] = -1.0
+    frame.loc[8, "age"] = np.inf
+    frame.loc[9, "age"] = -np.inf
+    frame.loc[10, "age"] = -5.0
+
+    checks = checks_by_metric(frame)
+
+    assert checks["table__row_count"].value == 200
+    assert checks["label__outside_set_count"].value == 3
+    assert checks["label__outside_set_count"].observed == (
+        "3 of 200 rows outside {0, 1}; examples: 2, -1; first at row index 3"
+    )
+    assert checks["timestamp__outside_day_count"].value == 1
+    assert "first at row index 4" in checks["timestamp__outside_day_count"].observed
+    assert "(1998-03-02T" in checks["timestamp__outside_day_count"].observed
+    # age may be negative (it is not in non_negative); NaN at row 6 counts as null, not invalid.
+    assert checks["age__outside_range_count"].value == 2
+    assert "examples: inf, -inf" in checks["age__outside_range_count"].observed
+    assert checks["clicks__outside_range_count"].value == 1
+    assert checks["label__null_count"].value == 0
+    assert checks["user_id__wrong_type_count"].value == 0
+    assert checks["genres__missing"].value == 0
+
+
+def test_raw_day_checks_suite_order_and_count() -> None:
+    metrics = [check.metric for check in raw_day_checks(make_day(), DAY, COLUMNS)]
+
+    assert metrics == [
+        "table__row_count",
+        "timestamp__missing",
+        "timestamp__wrong_type_count",
+        "label__missing",
+        "label__wrong_type_count",
+        "user_id__missing",
+        "user_id__wrong_type_count",
+        "genres__missing",
+        "genres__wrong_type_count",
+        "age__missing",
+        "age__wrong_type_count",
+        "clicks__missing",
+        "clicks__wrong_type_count",
+        "label__null_count",
+        "label__outside_set_count",
+        "age__outside_range_count",
+        "clicks__outside_range_count",
+        "user_id__all_null",
+        "genres__all_null",
+        "age__all_null",
+        "clicks__all_null",
+        "timestamp__null_count",
+        "timestamp__outside_day_count",
+    ]
+
+
+def test_raw_day_string_dtypes_pass_type_check() -> None:
+    frame = make_day()
+    frame["user_id"] = frame["user_id"].astype("string[pyarrow]")
+    frame["genres"] = frame["genres"].astype("string[python]")
+
+    checks = checks_by_metric(frame)
+
+    assert checks["user_id__wrong_type_count"].value == 0
+    assert checks["genres__wrong_type_count"].value == 0
+
+
+def test_raw_day_type_check_finds_bad_values() -> None:
+    frame = make_day()
+    frame["user_id"] = frame["user_id"].astype(object)
+    frame.loc[[9, 20], "user_id"] = [5, 2.5]
+    frame["genres"] = np.nan
+    frame["label"] = frame["label"].astype("float64")
+
+    checks = checks_by_metric(frame)
+
+    user_id = checks["user_id__wrong_type_count"]
+    assert user_id.value == 2
+    assert user_id.observed == (
+        "2 of 200 non-null values of dtype object are not str; examples: 5, 2.5; "
+        "first at row index 9"
+    )
+    # A wrong dtype fails as a whole, even when every value is null.
+    assert checks["genres__wrong_type_count"].value == 200
+    assert checks["genres__wrong_type_count"].observed.startswith("dtype float64; expected")
+    assert checks["label__wrong_type_count"].value == 200
+    assert checks["label__outside_set_count"].value == 0
+
+
+def test_raw_day_nullable_dtypes() -> None:
+    frame = make_day()
+    frame["label"] = pd.array([None, 3, *frame["label"].iloc[2:]], dtype="Int8")
+    frame["clicks"] = pd.array([None, -2.0, *frame["clicks"].iloc[2:]], dtype="Float64")
+    frame["timestamp"] = pd.array([None, *frame["timestamp"].iloc[1:]], dtype="Int64")
+
+    checks = checks_by_metric(frame)
+
+    assert checks["label__null_count"].value == 1
+    assert checks["label__null_count"].observed == "1 of 200 rows are null; first at row index 0"
+    assert checks["label__outside_set_count"].value == 1
+    assert checks["clicks__outside_range_count"].value == 1
+    assert checks["timestamp__null_count"].value == 1
+    assert checks["timestamp__outside_day_count"].value == 0
+    # Int64 is not int64: GE 1.24 fails the nullable timestamp by its dtype.
+    assert checks["timestamp__wrong_type_count"].value == 200
+    assert checks["label__wrong_type_count"].value == 0
+
+
+def test_raw_day_failures_name_day_columns(tmp_path: Path) -> None:
+    frame = make_day()
+    frame.loc[[5, 6], "label"] = np.nan
+    frame.loc[7, "timestamp"] = int(pd.Timestamp(DAY, tz="UTC").timestamp()) - 1
+
+    result = validate_raw_day(frame, DAY, COLUMNS, out_dir=tmp_path, data_docs=False)
+
+    assert not result.success
+    assert result.evaluated == 23
+    assert [(f.column, f.expectation) for f in result.failures] == [
+        ("label", "expect_column_values_to_be_in_type_list"),
+        ("label", "expect_column_values_to_not_be_null"),
+        ("timestamp", "expect_column_values_to_be_between"),
+    ]
+    assert result.failures[1].observed == "2 of 200 rows are null; first at row index 5"
+    assert result.failures[2].fix == FIXES["expect_timestamp_in_day"]
+    assert "1998-02-28T23:59:59" in result.failures[2].observed
+    saved = json.loads((tmp_path / DAY / "raw_day.json").read_text())
+    assert saved["rows"] == 200
+    assert [item["column"] for item in saved["failed_expectations"]] == [
+        "label",
+        "label",
+        "timestamp",
+    ]
+    assert saved["failed_expectations"][1]["observed"] == result.failures[1].observed
+
+
+def test_raw_day_empty_frame_fails_row_count() -> None:
+    result = validate_raw_day(make_day().iloc[:0], DAY, COLUMNS, data_docs=False)
+
+    assert not result.success
+    assert [(f.expectation, f.observed) for f in result.failures] == [
+        ("expect_table_row_count_to_be_between", "0")
     ]
 
 

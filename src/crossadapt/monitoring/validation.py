@@ -27,9 +27,6 @@ logger = logging.getLogger(__name__)
 RAW_SUITE = "raw_day"
 ENCODED_SUITE = "encoded_day"
 
-# Derived column holding `timestamp` as a UTC datetime, so the day bounds are pd.Timestamp values.
-TIMESTAMP_UTC_COLUMN = "timestamp_utc"
-
 STRING_TYPES = ["object", "str", "string", "StringDtype"]
 NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "int16", "int8", "Float64", "Int64"]
 INTEGER_TYPES = ["int8", "int16", "int32", "int64", "uint8", "Int8", "Int64"]
@@ -145,6 +142,42 @@ def day_bounds(day: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, start + pd.Timedelta(days=1)
 
 
+@dataclass(frozen=True)
+class RawDayCheck:
+    """One raw-day check reduced to a number: ``metric`` must lie in [min_value, max_value].
+
+    ``metric`` names the column of the one-row frame that GE validates. ``column`` is the
+    checked day column (None for the table), and ``expectation`` is the row-level GE
+    expectation that the count replaces. ``observed`` describes the invalid rows.
+    """
+
+    metric: str
+    column: str | None
+    expectation: str
+    value: int
+    observed: str
+    fix: str
+    min_value: int | None = None
+    max_value: int | None = 0
+
+    def failure(self) -> FailedExpectation:
+        return FailedExpectation(
+            column=self.column, expectation=self.expectation, observed=self.observed, fix=self.fix
+        )
+
+
+# Suffixes of the aggregate metrics of one day column. Each of these metrics must be 0.
+_MISSING = "__missing"
+_WRONG_TYPE = "__wrong_type_count"
+_NULL = "__null_count"
+_OUTSIDE_SET = "__outside_set_count"
+_OUTSIDE_RANGE = "__outside_range_count"
+_OUTSIDE_DAY = "__outside_day_count"
+ROW_COUNT_METRIC = "table__row_count"
+# Invalid values quoted in a failure message.
+MAX_EXAMPLES = 3
+
+
 def validate_raw_day(
     df: pd.DataFrame,
     day: str,
@@ -161,6 +194,12 @@ def validate_raw_day(
     numeric values are finite (nulls allowed) and >= 0 for ``columns.non_negative``; the row
     count is >= ``min_rows``; every timestamp lies in [day 00:00, next day 00:00) UTC.
     Expectations on a missing column are left out, so a missing column fails once, by name.
+
+    Each check is first reduced over the whole day to one number in one vectorised pass (the
+    row count, or a count of invalid rows), see ``raw_day_checks``. GE then validates the
+    one-row frame of these numbers, so its cost does not grow with the rows. A failure is
+    reported under the day column it checks and the name of the row-level expectation, while
+    the Data Docs page lists the aggregate metrics (for example ``label__outside_set_count``).
     With ``out_dir`` the result is saved to ``out_dir/<day>/raw_day.json`` and, if ``data_docs``,
     a GE Data Docs site to ``out_dir/<day>/raw_day_docs/``.
     """
@@ -172,8 +211,61 @@ def validate_raw_day(
         "validate raw day %s: %d rows, %d feature columns", day, len(df), len(columns.features)
     )
 
+    checks = raw_day_checks(df, day, columns, min_rows=min_rows)
+    aggregate_seconds = time.perf_counter() - start_time
+    frame = pd.DataFrame({check.metric: [check.value] for check in checks})
+    expectations = [
+        gxe.ExpectColumnValuesToBeBetween(
+            column=check.metric, min_value=check.min_value, max_value=check.max_value
+        )
+        for check in checks
+    ]
+    result = _run_suite(frame, day, RAW_SUITE, expectations, out_dir, data_docs, rows=len(df))
+
+    by_metric = {check.metric: check for check in checks}
+    result.failures = [
+        by_metric[failure.column].failure() if failure.column in by_metric else failure
+        for failure in result.failures
+    ]
+    if result.json_path is not None:
+        atomic_write_json(result.json_path, result.to_dict())
+    logger.info(
+        "validate raw day %s: success=%s, %d of %d expectations failed in %.2f s "
+        "(%.2f s to aggregate %d rows)",
+        day,
+        result.success,
+        len(result.failures),
+        result.evaluated,
+        time.perf_counter() - start_time,
+        aggregate_seconds,
+        len(df),
+    )
+    return result
+
+
+def raw_day_checks(
+    df: pd.DataFrame, day: str, columns: FeatureColumns, *, min_rows: int = 1
+) -> list[RawDayCheck]:
+    """Reduce every raw-day check to one number over the whole frame, in the suite's order.
+
+    Each count is computed with vectorised pandas/numpy over a column, without copying the
+    frame or converting string columns. Memory beyond ``df`` is a few arrays of
+    ``len(df)`` booleans or floats at a time. The checks are listed in ``validate_raw_day``.
+    """
+    rows = len(df)
     present = set(df.columns)
-    expectations: list[Any] = [gxe.ExpectTableRowCountToBeBetween(min_value=min_rows)]
+    checks = [
+        RawDayCheck(
+            metric=ROW_COUNT_METRIC,
+            column=None,
+            expectation="expect_table_row_count_to_be_between",
+            fix=FIXES["expect_table_row_count_to_be_between"],
+            value=rows,
+            observed=str(rows),
+            min_value=min_rows,
+            max_value=None,
+        )
+    ]
     typed_columns = [
         (columns.timestamp, ["int64"]),
         (columns.label, INTEGER_TYPES),
@@ -181,46 +273,221 @@ def validate_raw_day(
         *[(name, NUMERIC_TYPES) for name in columns.numeric],
     ]
     for name, type_list in typed_columns:
-        expectations.append(gxe.ExpectColumnToExist(column=name))
-        if name in present:
-            expectations.append(
-                gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=type_list)
+        missing = name not in present
+        checks.append(
+            RawDayCheck(
+                metric=f"{name}{_MISSING}",
+                column=name,
+                expectation="expect_column_to_exist",
+                fix=FIXES["expect_column_to_exist"],
+                value=int(missing),
+                observed="column missing",
             )
+        )
+        if not missing:
+            checks.append(_type_check(df[name], name, type_list))
 
     if columns.label in present:
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=columns.label))
-        expectations.append(gxe.ExpectColumnValuesToBeInSet(column=columns.label, value_set=[0, 1]))
+        label = df[columns.label]
+        checks.append(_null_check(label, columns.label))
+        checks.append(_label_set_check(label, columns.label))
 
     for name in columns.numeric:
         if name in present:
-            lower = 0.0 if name in columns.non_negative else -FLOAT_MAX
-            expectations.append(
-                gxe.ExpectColumnValuesToBeBetween(column=name, min_value=lower, max_value=FLOAT_MAX)
-            )
+            checks.append(_range_check(df[name], name, name in columns.non_negative))
 
-    frame = df
+    # A feature column may have missing values, but one that is null on every row of a
+    # day means its feed broke upstream.
+    for name in columns.features:
+        if name in present and rows:
+            checks.append(_all_null_check(df[name], name))
+
     if columns.timestamp in present:
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=columns.timestamp))
-        if pd.api.types.is_numeric_dtype(df[columns.timestamp]):
-            start, end = day_bounds(day)
-            frame = df.copy(deep=False)
-            frame[TIMESTAMP_UTC_COLUMN] = pd.to_datetime(df[columns.timestamp], unit="s", utc=True)
-            expectations.append(
-                gxe.ExpectColumnValuesToBeBetween(
-                    column=TIMESTAMP_UTC_COLUMN, min_value=start, max_value=end, strict_max=True
-                )
-            )
+        timestamp = df[columns.timestamp]
+        checks.append(_null_check(timestamp, columns.timestamp))
+        if pd.api.types.is_numeric_dtype(timestamp.dtype):
+            checks.append(_day_check(timestamp, columns.timestamp, day))
+    return checks
 
-    result = _run_suite(frame, day, RAW_SUITE, expectations, out_dir, data_docs)
-    logger.info(
-        "validate raw day %s: success=%s, %d of %d expectations failed in %.2f s",
-        day,
-        result.success,
-        len(result.failures),
-        result.evaluated,
-        time.perf_counter() - start_time,
+
+def _type_check(series: pd.Series, name: str, type_list: list[str]) -> RawDayCheck:
+    """Count the values of a column whose type is not in ``type_list``.
+
+    A column of a wrong dtype counts all its rows (at least 1), and an object column expected
+    to hold strings counts its non-null values that are not ``str``. This follows GE 1.24
+    ``expect_column_values_to_be_in_type_list`` on pandas, which checks a typed column by its
+    dtype and an object column value by value. Two differences: every ``pd.StringDtype``
+    storage counts as a string dtype (GE accepts only the default one, so it rejected
+    ``string[pyarrow]``), and an object column expected to hold numbers fails as a whole.
+    """
+    dtype = series.dtype
+    strings_expected = type_list == STRING_TYPES
+    wrong = 0
+    observed = f"dtype {dtype}; expected one of {', '.join(type_list)}"
+    if strings_expected and dtype == np.dtype(object):
+        if pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
+            # This loop over the values runs only when infer_dtype found a value that is not str.
+            values = series.to_numpy()
+            bad = np.fromiter(
+                (not isinstance(value, str) for value in values), dtype=bool, count=len(values)
+            )
+            bad &= series.notna().to_numpy()
+            wrong = int(np.count_nonzero(bad))
+            observed = _describe_invalid(
+                series, bad, wrong, "non-null values of dtype object are not str"
+            )
+    elif str(dtype) not in type_list and not (
+        strings_expected and isinstance(dtype, pd.StringDtype)
+    ):
+        # GE fails a typed column by its dtype alone, even with no values, so the count is >= 1.
+        wrong = max(len(series), 1)
+    return RawDayCheck(
+        metric=f"{name}{_WRONG_TYPE}",
+        column=name,
+        expectation="expect_column_values_to_be_in_type_list",
+        fix=FIXES["expect_column_values_to_be_in_type_list"],
+        value=wrong,
+        observed=observed,
     )
-    return result
+
+
+def _null_check(series: pd.Series, name: str) -> RawDayCheck:
+    bad = series.isna().to_numpy()
+    count = int(np.count_nonzero(bad))
+    return RawDayCheck(
+        metric=f"{name}{_NULL}",
+        column=name,
+        expectation="expect_column_values_to_not_be_null",
+        fix=FIXES["expect_column_values_to_not_be_null"],
+        value=count,
+        observed=_describe_invalid(series, bad, count, "rows are null", examples=False),
+    )
+
+
+def _all_null_check(series: pd.Series, name: str) -> RawDayCheck:
+    all_null = not series.notna().any()
+    return RawDayCheck(
+        metric=f"{name}__all_null",
+        column=name,
+        expectation="expect_column_values_to_not_all_be_null",
+        fix=(
+            "the column's feed is broken for this day: fix the source export, or drop the "
+            "feature from the dataset spec"
+        ),
+        value=int(all_null),
+        observed=f"all {len(series)} rows are null" if all_null else "has values",
+    )
+
+
+def _label_set_check(series: pd.Series, name: str) -> RawDayCheck:
+    """Count the non-null labels outside {0, 1}, with the ``isin`` test GE uses on pandas."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu":
+        values = series.to_numpy()
+        bad = (values != 0) & (values != 1)
+    else:
+        bad = (series.notna() & ~series.isin([0, 1])).to_numpy(dtype=bool, na_value=False)
+    count = int(np.count_nonzero(bad))
+    return RawDayCheck(
+        metric=f"{name}{_OUTSIDE_SET}",
+        column=name,
+        expectation="expect_column_values_to_be_in_set",
+        fix=FIXES["expect_column_values_to_be_in_set"],
+        value=count,
+        observed=_describe_invalid(series, bad, count, "rows outside {0, 1}"),
+    )
+
+
+def _range_check(series: pd.Series, name: str, non_negative: bool) -> RawDayCheck:
+    """Count the values that are infinite, or negative when ``non_negative``; nulls pass.
+
+    Same rows as ``expect_column_values_to_be_between(min_value, max_value=FLOAT_MAX)`` with
+    ``min_value`` 0 or -FLOAT_MAX. A column that is not numeric is read with
+    ``pd.to_numeric(errors="coerce")``, so values that are not numbers count as nulls here
+    and fail the type check instead.
+    """
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        numbers = series
+    else:
+        numbers = pd.to_numeric(series, errors="coerce")
+    if isinstance(numbers.dtype, np.dtype):
+        values = numbers.to_numpy()
+    else:
+        values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isinf(values) if values.dtype.kind == "f" else np.zeros(len(values), dtype=bool)
+    if non_negative:
+        bad |= values < 0
+    count = int(np.count_nonzero(bad))
+    what = "rows are infinite or negative" if non_negative else "rows are infinite"
+    return RawDayCheck(
+        metric=f"{name}{_OUTSIDE_RANGE}",
+        column=name,
+        expectation="expect_column_values_to_be_between",
+        value=count,
+        observed=_describe_invalid(series, bad, count, what),
+        fix=FIXES["expect_column_values_to_be_between"],
+    )
+
+
+def _day_check(series: pd.Series, name: str, day: str) -> RawDayCheck:
+    """Count the timestamps (Unix seconds) outside [day start, next day start); nulls pass.
+
+    Compares the seconds with the bounds as numbers, with no datetime column.
+    """
+    start, end = day_bounds(day)
+    start_s, end_s = start.timestamp(), end.timestamp()
+    if isinstance(series.dtype, np.dtype):
+        values = series.to_numpy()
+    else:
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = (values < start_s) | (values >= end_s)
+    count = int(np.count_nonzero(bad))
+    what = f"rows outside [{start.isoformat()}, {end.isoformat()})"
+    return RawDayCheck(
+        metric=f"{name}{_OUTSIDE_DAY}",
+        column=name,
+        expectation="expect_column_values_to_be_between",
+        value=count,
+        observed=_describe_invalid(series, bad, count, what, format_value=_format_seconds),
+        fix=FIXES["expect_timestamp_in_day"],
+    )
+
+
+def _describe_invalid(
+    series: pd.Series,
+    bad: np.ndarray,
+    count: int,
+    what: str,
+    *,
+    examples: bool = True,
+    format_value: Any = None,
+) -> str:
+    """Describe ``count`` invalid rows (``bad`` marks them) with examples and the first index.
+
+    For example "3 of 1000 rows outside {0, 1}; examples: 2, -1; first at row index 17". The
+    examples are the first distinct values among the first 1000 invalid rows.
+    """
+    if count == 0:
+        return f"0 of {len(series)} {what}"
+    positions = np.flatnonzero(bad)
+    text = f"{count} of {len(series)} {what}"
+    if examples:
+        shown: list[str] = []
+        for value in series.iloc[positions[:1000]]:
+            formatted = (format_value or _short)(value)
+            if formatted not in shown:
+                shown.append(formatted)
+            if len(shown) == MAX_EXAMPLES:
+                break
+        text += f"; examples: {', '.join(shown)}"
+    return f"{text}; first at row index {series.index[positions[0]]}"
+
+
+def _format_seconds(value: Any) -> str:
+    try:
+        moment = pd.Timestamp(float(value), unit="s", tz="UTC")
+    except (OverflowError, ValueError):
+        return _short(value)
+    return f"{_short(value)} ({moment.isoformat()})"
 
 
 def oov_rates(
@@ -485,10 +752,6 @@ def _describe_failure(item: Any) -> FailedExpectation:
     else:
         observed = str(details)
     fix = FIXES.get(expectation_type, "")
-    if column == TIMESTAMP_UTC_COLUMN:
-        # Report the stored column; the derived datetime column exists only during validation.
-        column = "timestamp"
-        fix = FIXES["expect_timestamp_in_day"]
     return FailedExpectation(
         column=column, expectation=expectation_type, observed=observed, fix=fix
     )
