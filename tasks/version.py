@@ -48,7 +48,7 @@ PUSH_BACKOFF_SECONDS = 2.0
 DVC_TIMEOUT_SECONDS = 600.0
 # Config keys of .dvc/config.local whose values must never reach a log or an error.
 _SECRET_KEY_PATTERN = re.compile(
-    r"^\s*(secret_access_key|session_token|password|access_key_id|ask_password)\s*=\s*(.+?)\s*$",
+    r"^\s*(secret_access_key|session_token|password|access_key_id)\s*=\s*(.+?)\s*$",
     re.MULTILINE,
 )
 _SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
