@@ -82,6 +82,34 @@ class OfflineSettings:
     temperature: float = 4.0
     sample_strategy: str = "balanced"
     sample_ratio: float = 0.1
+    new_row_init: str = "mean"
+
+
+PARAMS_PATH = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def params_defaults(path: Path = PARAMS_PATH) -> dict[str, Any]:
+    """CrossAdapt's offline settings from params.yaml, so the bench runs what the pipeline runs.
+
+    Keys: ``distill.{lr_embedding,lr_dense,epochs_b,epochs_c,alpha,temperature,batch_size}``,
+    ``sampling.{strategy,ratio}`` and ``student.new_row_init``.
+    """
+    import yaml
+
+    params = yaml.safe_load(path.read_text())
+    distill, sampling = params["distill"], params["sampling"]
+    return {
+        "distill_lr_embedding": float(distill["lr_embedding"]),
+        "distill_lr_dense": float(distill["lr_dense"]),
+        "distill_batch_size": int(distill["batch_size"]),
+        "epochs_b": int(distill["epochs_b"]),
+        "epochs_c": int(distill["epochs_c"]),
+        "alpha": float(distill["alpha"]),
+        "temperature": float(distill["temperature"]),
+        "sample_strategy": str(sampling["strategy"]),
+        "sample_ratio": float(sampling["ratio"]),
+        "new_row_init": str(params["student"].get("new_row_init", "mean")),
+    }
 
 
 @dataclass
@@ -228,6 +256,7 @@ def train_crossadapt(
         dim,
         MODEL_CONFIG,
         seed=seed,
+        new_row_init=settings.new_row_init,
         transfer_embeddings=transfer_embeddings,
     )
     detail: dict[str, Any] = {
@@ -534,6 +563,7 @@ def _mean_std(row: dict[str, Any], metric: str, spec: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = params_defaults()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--datasets",
@@ -555,11 +585,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows-per-day", type=int, default=50_000, help="synthetic rows per day")
     parser.add_argument("--history-days", type=int, default=10)
     parser.add_argument("--retained-days", type=int, default=4)
-    parser.add_argument("--distill-lr-embedding", type=float, default=0.1)
-    parser.add_argument("--sample-ratio", type=float, default=0.1)
-    parser.add_argument("--sample-strategy", default="balanced")
-    parser.add_argument("--epochs-b", type=int, default=1)
-    parser.add_argument("--epochs-c", type=int, default=1)
+    # CrossAdapt's settings default to params.yaml (distill:, sampling:, student:).
+    parser.add_argument(
+        "--distill-lr-embedding", type=float, default=defaults["distill_lr_embedding"]
+    )
+    parser.add_argument("--sample-ratio", type=float, default=defaults["sample_ratio"])
+    parser.add_argument("--sample-strategy", default=defaults["sample_strategy"])
+    parser.add_argument("--epochs-b", type=int, default=defaults["epochs_b"])
+    parser.add_argument("--epochs-c", type=int, default=defaults["epochs_c"])
+    parser.add_argument(
+        "--new-row-init", choices=["mean", "random"], default=defaults["new_row_init"]
+    )
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
@@ -596,13 +632,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)
     torch.set_num_threads(args.threads)
+    defaults = params_defaults()
     settings = OfflineSettings(
         teacher_epochs=args.teacher_epochs,
         distill_lr_embedding=args.distill_lr_embedding,
+        distill_lr_dense=defaults["distill_lr_dense"],
+        distill_batch_size=defaults["distill_batch_size"],
+        alpha=defaults["alpha"],
+        temperature=defaults["temperature"],
         sample_ratio=args.sample_ratio,
         sample_strategy=args.sample_strategy,
         epochs_b=args.epochs_b,
         epochs_c=args.epochs_c,
+        new_row_init=args.new_row_init,
     )
     started = time.perf_counter()
     records: list[dict[str, Any]] = []

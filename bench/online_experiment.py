@@ -35,6 +35,7 @@ from offline_experiment import (
     StudentRun,
     TeacherRun,
     evaluate,
+    params_defaults,
     train_crossadapt,
     train_scratch,
     train_standard_kd,
@@ -556,6 +557,7 @@ def _mean_std(row: dict[str, Any], metric: str, spec: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = params_defaults()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--datasets",
@@ -574,10 +576,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--drift-online-day", type=int, default=3, help="index of the first drifted online day"
     )
-    parser.add_argument("--distill-lr-embedding", type=float, default=0.1)
-    parser.add_argument("--sample-ratio", type=float, default=0.1)
-    parser.add_argument("--epochs-b", type=int, default=1)
-    parser.add_argument("--epochs-c", type=int, default=1)
+    # The offline stage's CrossAdapt settings default to params.yaml (distill:, sampling:).
+    parser.add_argument(
+        "--distill-lr-embedding", type=float, default=defaults["distill_lr_embedding"]
+    )
+    parser.add_argument("--sample-ratio", type=float, default=defaults["sample_ratio"])
+    parser.add_argument("--epochs-b", type=int, default=defaults["epochs_b"])
+    parser.add_argument("--epochs-c", type=int, default=defaults["epochs_c"])
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256, help="online batch size")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -617,12 +622,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)
     torch.set_num_threads(args.threads)
+    defaults = params_defaults()
     offline = OfflineSettings(
         teacher_epochs=args.teacher_epochs,
         distill_lr_embedding=args.distill_lr_embedding,
+        distill_lr_dense=defaults["distill_lr_dense"],
+        distill_batch_size=defaults["distill_batch_size"],
+        alpha=defaults["alpha"],
+        temperature=defaults["temperature"],
         sample_ratio=args.sample_ratio,
+        sample_strategy=defaults["sample_strategy"],
         epochs_b=args.epochs_b,
         epochs_c=args.epochs_c,
+        new_row_init=defaults["new_row_init"],
     )
     settings = OnlineSettings(batch_size=args.batch_size)
     methods = tuple(args.methods)
