@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -104,6 +105,8 @@ def train_ours(args: argparse.Namespace) -> dict[str, Any]:
     prepare_seconds = time.perf_counter() - started
 
     model = build_model(args.arch, schema, {"hidden_units": args.hidden_units})
+    if args.init == "fuxictr":
+        apply_fuxictr_init(model)
     train_config = TrainConfig(
         epochs=1,
         batch_size=args.batch_size,
@@ -130,6 +133,29 @@ def train_ours(args: argparse.Namespace) -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+
+
+def apply_fuxictr_init(model: Any) -> None:
+    """Re-initialise ``model`` as FuxiCTR's ``BaseModel.reset_parameters`` does.
+
+    Every ``nn.Linear`` weight gets ``xavier_normal_`` (std ``sqrt(2 / (fan_in + fan_out))``)
+    and a zero bias. Each numeric field's ``1 x d`` row gets ``xavier_normal_`` too, because
+    FuxiCTR 2.3.10 embeds a numeric field with ``nn.Linear(1, d, bias=False)`` (std
+    ``sqrt(2 / (1 + d))``, 0.34 for d = 16). Categorical rows keep N(0, 1e-4), as in FuxiCTR.
+    Used only for diagnosis (``--init fuxictr``), to measure how much of an AUC gap the
+    initialisation explains.
+    """
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for module in model.modules():
+            if type(module) is nn.Linear:
+                nn.init.xavier_normal_(module.weight)
+                if module.bias is not None:
+                    module.bias.zero_()
+        for name in model.embedding.numeric_fields:
+            nn.init.xavier_normal_(model.embedding.tables[name].weight)
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -176,6 +202,8 @@ def run_ours(
         str(test_path),
         "--train-rows-limit",
         str(rows_limit),
+        "--init",
+        args.init,
         *shared_options(args),
     ]
     result = run_child(command, threads=args.threads)
@@ -216,7 +244,8 @@ def run_fuxictr(
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the comparison on ``args.rows`` rows, then the zoo on ``args.zoo_rows`` rows."""
+    """Run the comparison on ``args.rows`` rows (unless ``--skip-comparison``), then the zoo
+    on the first ``args.zoo_rows`` of them."""
     from crossadapt.models.registry import architecture_names
 
     work_dir = Path(args.work_dir)
@@ -244,13 +273,17 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "min_count": args.min_count,
         "threads": args.threads,
         "fuxictr_skipped": fuxictr_skipped,
+        "comparison_skipped": args.skip_comparison,
+        "init": args.init,
         "comparison": comparison,
         "zoo": zoo,
         "complete": False,
+        "load_average_start": list(os.getloadavg()),
+        "load_average_end": None,
     }
 
     # Results are rewritten after every run, so an interrupted run still leaves its numbers.
-    for arch in COMPARED_ARCHS:
+    for arch in () if args.skip_comparison else COMPARED_ARCHS:
         comparison.append(run_ours(arch, train_path, test_path, args))
         save_results(payload, args)
         if fuxictr_skipped is None:
@@ -261,6 +294,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             zoo.append(run_ours(arch, train_path, test_path, args, rows_limit=args.zoo_rows))
             save_results(payload, args)
     payload["complete"] = True
+    payload["load_average_end"] = list(os.getloadavg())
     return payload
 
 
@@ -289,6 +323,17 @@ def render_markdown(payload: dict[str, Any]) -> str:
     ]
     if not payload["complete"]:
         lines.append("**Partial results: the run was still going or was interrupted.**\n")
+    if payload.get("load_average_start"):
+        end = payload.get("load_average_end")
+        lines.append(
+            "Load average (1, 5, 15 min) at start: "
+            + ", ".join(f"{value:.2f}" for value in payload["load_average_start"])
+            + "; at end: "
+            + (", ".join(f"{value:.2f}" for value in end) if end else "not recorded")
+            + ". The machine has 2 CPUs, so a load above 2 means other jobs shared them.\n"
+        )
+    for note in payload.get("notes", []):
+        lines.append(f"{note}\n")
     if payload["fuxictr_skipped"]:
         lines.append(f"FuxiCTR runs skipped: {payload['fuxictr_skipped']}.\n")
     lines.append(
@@ -347,6 +392,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     worker.add_argument("--train", required=True)
     worker.add_argument("--test", required=True)
     worker.add_argument("--train-rows-limit", type=int, default=0, help="0 = all rows")
+    worker.add_argument("--init", choices=["library", "fuxictr"], default="library")
     add_model_options(worker)
 
     parser.add_argument("--rows", type=int, default=2_000_000, help="training rows")
@@ -355,6 +401,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--zoo-rows", type=int, default=1_000_000, help="rows of the zoo runs; 0 skips them"
     )
     parser.add_argument("--skip-fuxictr", action="store_true", help="run our side only")
+    parser.add_argument(
+        "--skip-comparison", action="store_true", help="run the zoo only (no DNN/DCN-V2 table)"
+    )
+    parser.add_argument(
+        "--init",
+        choices=["library", "fuxictr"],
+        default="library",
+        help="our models' initialisation: the library's, or FuxiCTR's (diagnostic)",
+    )
     parser.add_argument("--work-dir", default=str(WORK_DIR / "throughput"), help="data folder")
     parser.add_argument(
         "--results-dir", default=None, help="where results go (default bench/results)"
