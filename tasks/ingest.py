@@ -22,7 +22,13 @@ def run(params: Params) -> dict[str, Any]:
     """Ingest the dataset of ``params``; write and return the summary (rows, days, seconds)."""
     from tasks.common import layout_of, write_metrics
 
-    return write_metrics(layout_of(params).metrics_file("ingest"), _ingest(params))
+    summary = _ingest(params)
+    if "output_dir" in summary:
+        # Metrics files are committed: keep them free of this machine's absolute paths.
+        output_dir = Path(summary["output_dir"])
+        if output_dir.is_relative_to(params.project_root):
+            summary["output_dir"] = str(output_dir.relative_to(params.project_root))
+    return write_metrics(layout_of(params).metrics_file("ingest"), summary)
 
 
 def _ingest(params: Params) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crossadapt.errors import LedgerError, ParamsError
+from crossadapt.errors import CheckpointError, LedgerError, ParamsError
 from crossadapt.storage.atomic import atomic_write_json
 from tasks.common import exit_with, layout_of, simple_step, write_metrics
 
@@ -215,6 +215,13 @@ def apply_day(
 
     teacher, teacher_checkpoint = load_model(teacher_in)
     student, student_checkpoint = load_model(student_in)
+    for checkpoint, role in ((teacher_checkpoint, "teacher"), (student_checkpoint, "student")):
+        if checkpoint.role != role:
+            raise CheckpointError(
+                f"{checkpoint.path} should hold the {role} but holds a {checkpoint.role} "
+                f"({checkpoint.arch}); restore the {role} checkpoint of the previous day, or "
+                "rerun that day with --replace"
+            )
     teacher_schema = FeatureSchema.from_dict(teacher_checkpoint.schema, origin=str(teacher_in))
     student_schema = FeatureSchema.from_dict(student_checkpoint.schema, origin=str(student_in))
 

@@ -92,7 +92,9 @@ def run(params: Params) -> dict[str, Any]:
         "test": test,
         "promoted": decision.promote,
         "flagged_days": [row["day"] for row in daily_rows if row["flagged"]],
-        "report": str(paths.html),
+        "report": str(paths.html.relative_to(layout.root))
+        if paths.html.is_relative_to(layout.root)
+        else str(paths.html),
     }
     return write_metrics(report_dir / "final.json", summary)
 

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from crossadapt.errors import ValidationFailed
+from crossadapt.errors import DataError, ValidationFailed
 from tasks.common import exit_with, field_defs, layout_of, simple_step, write_metrics
 
 if TYPE_CHECKING:
@@ -32,6 +32,12 @@ def run(params: Params) -> dict[str, Any]:
     days = days_in_range(
         layout.data_dir, layout.dataset, params.split.history_start, params.split.test_end
     )
+    if not days:
+        raise DataError(
+            f"no day partition of dataset {layout.dataset!r} lies in the split "
+            f"{params.split.history_start}..{params.split.test_end}; set the split dates in "
+            f"{params.source} to the days of your log (see {layout.partitions_dir})"
+        )
     failures: dict[str, str] = {}
     rows = 0
     for day in days:

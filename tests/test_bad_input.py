@@ -716,6 +716,43 @@ def test_checkpoint_of_other_dataset(offline: Path, capsys: pytest.CaptureFixtur
     assert project_state(offline.parent) == before
 
 
+def test_online_day_rejects_swapped_roles(
+    offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    student = offline.parent / "artifacts" / "distill" / "student.pt"
+    shutil.copy2(teacher_checkpoint(offline), student)
+
+    status, stderr = run_cli(capsys, offline, "online-day", "--day", DAY)
+
+    assert_user_error(status, stderr, [f"{student} should hold the student", "holds a teacher"])
+    assert not (offline.parent / "artifacts" / "online" / DAY).exists()
+    assert not (offline.parent / "artifacts" / "online" / "ledger.json").exists()
+
+
+def test_validate_rejects_split_without_data(
+    offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, stderr = run_cli(
+        capsys,
+        offline,
+        "validate",
+        "--set",
+        "split.history_start=2030-01-01",
+        "--set",
+        "split.retained_start=2030-01-02",
+        "--set",
+        "split.online_start=2030-01-03",
+        "--set",
+        "split.online_end=2030-01-03",
+        "--set",
+        "split.test_start=2030-01-04",
+        "--set",
+        "split.test_end=2030-01-04",
+    )
+
+    assert_user_error(status, stderr, ["no day partition", "2030-01-01..2030-01-04"])
+
+
 def test_missing_checkpoint(offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.rmtree(offline.parent / "artifacts" / "transfer")
 
