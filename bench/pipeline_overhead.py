@@ -32,7 +32,7 @@ from common import (
     thread_environment,
     write_results,
 )
-from scale import REPO, merge_params, scaled_vocab_sizes
+from scale import REPO, load_average, merge_params, scaled_vocab_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -318,11 +318,13 @@ def large_day_overhead(work_dir: Path, rows: int, fit_rows: int, total_ids: int)
 
 def render_markdown(payload: dict[str, Any]) -> str:
     machine = payload["machine"]
+    load = payload.get("load_average", {})
     lines = [
         "# Pipeline overhead",
         "",
         f"Command: `{payload['command']}` ({payload['measured_at']}).",
         f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB.",
+        f"Load average (1, 5, 15 min) at start {load.get('start')}, at end {load.get('end')}.",
         "",
         "## Import cost (fresh process each)",
         "",
@@ -393,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command_line(),
         "measured_at": now_utc(),
         "machine": machine_info(),
+        "load_average": {"start": load_average()},
         "imports": import_seconds(),
     }
     if not args.skip_movielens:
@@ -402,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             args.work_dir, args.large_rows, args.fit_rows, args.distinct_ids
         )
     payload["airflow"] = "not measured"
+    payload["load_average"]["end"] = load_average()
     extra = {} if args.results_dir is None else {"results_dir": args.results_dir}
     write_results(args.name, payload, render_markdown(payload), **extra)
     return 0

@@ -44,6 +44,11 @@ CRITEO_CARDINALITIES = [
 START_DATE = "2020-01-01"
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (``os.getloadavg``), rounded to 0.01."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def scaled_vocab_sizes(total_ids: int) -> list[int]:
     """Scale the Criteo cardinalities so they sum to about ``total_ids`` (each at least 2)."""
     factor = total_ids / sum(CRITEO_CARDINALITIES)
@@ -223,11 +228,13 @@ def run_scale(
 
 def render_markdown(payload: dict[str, Any]) -> str:
     machine = payload["machine"]
+    load = payload["load_average"]
     lines = [
         "# Scale benchmark",
         "",
         f"Command: `{payload['command']}` ({payload['measured_at']}).",
         f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB.",
+        f"Load average (1, 5, 15 min) at start {load['start']}, at end {load.get('end')}.",
         "",
     ]
     for run in payload["runs"]:
@@ -265,7 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    runs = []
+    payload: dict[str, Any] = {
+        "command": command_line(),
+        "measured_at": now_utc(),
+        "machine": machine_info(),
+        "load_average": {"start": load_average()},
+        "runs": [],
+    }
+    extra = {} if args.results_dir is None else {"results_dir": args.results_dir}
     for rows in args.rows:
         run = run_scale(
             rows,
@@ -277,17 +291,12 @@ def main(argv: list[str] | None = None) -> int:
             args.ingest_only,
             args.step_timeout_s,
         )
-        runs.append(run)
+        payload["runs"].append(run)
+        payload["load_average"]["end"] = load_average()
+        # Written after each size, so an interrupted run keeps the sizes that finished.
+        write_results(args.name, payload, render_markdown(payload), **extra)
         if not args.keep:
             shutil.rmtree(run["project"], ignore_errors=True)
-    payload = {
-        "command": command_line(),
-        "measured_at": now_utc(),
-        "machine": machine_info(),
-        "runs": runs,
-    }
-    extra = {} if args.results_dir is None else {"results_dir": args.results_dir}
-    write_results(args.name, payload, render_markdown(payload), **extra)
     return 0
 
 
