@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crossadapt.storage.atomic import atomic_write_json
+from crossadapt.storage.atomic import atomic_write_json, finite_or_null
 from tasks.cli import Subcommand, add_params_arguments, params_from_args, run_subcommand
 from tasks.layout import Layout
 
@@ -56,22 +55,10 @@ def model_config(section: Any) -> dict[str, Any]:
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     """Write step metrics as JSON (NaN written as null, which DVC and JSON readers accept)."""
-    clean = _finite_or_none(metrics)
+    clean = finite_or_null(metrics)
     atomic_write_json(path, clean)
     logger.info("metrics written to %s", path)
     return clean
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(key): _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_or_none(item) for item in value]
-    if hasattr(value, "item") and callable(value.item):
-        return _finite_or_none(value.item())
-    return value
 
 
 def simple_step(

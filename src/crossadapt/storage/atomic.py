@@ -55,19 +55,20 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     NaN and infinite floats (an undefined AUC, for example) are written as null, so the file
     is strict JSON that any reader accepts.
     """
-    text = json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
+    text = json.dumps(finite_or_null(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
     atomic_write_text(path, text + "\n")
 
 
-def _finite_or_null(value: Any) -> Any:
+def finite_or_null(value: Any) -> Any:
+    """Return ``value`` with NaN and infinite floats (nested in dicts and lists) made None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
+        return {key: finite_or_null(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite_or_null(item) for item in value]
+        return [finite_or_null(item) for item in value]
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
-        return _finite_or_null(value.item())
+        return finite_or_null(value.item())
     return value
 
 
