@@ -1,4 +1,4 @@
-"""Where each pipeline step reads and writes: every path under data/ and artifacts/."""
+"""Paths that the pipeline steps read and write: every path under data/ and artifacts/."""
 
 from __future__ import annotations
 

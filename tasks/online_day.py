@@ -218,8 +218,8 @@ def apply_day(
     for checkpoint, role in ((teacher_checkpoint, "teacher"), (student_checkpoint, "student")):
         if checkpoint.role != role:
             raise CheckpointError(
-                f"{checkpoint.path} should hold the {role} but holds a {checkpoint.role} "
-                f"({checkpoint.arch}); restore the {role} checkpoint of the previous day, or "
+                f"{checkpoint.path} contains a {checkpoint.role} ({checkpoint.arch}) where "
+                f"the {role} is expected; restore the {role} checkpoint of the previous day, or "
                 "rerun that day with --replace"
             )
     teacher_schema = FeatureSchema.from_dict(teacher_checkpoint.schema, origin=str(teacher_in))

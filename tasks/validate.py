@@ -1,7 +1,7 @@
 """Pipeline step ``validate``: run the raw-partition suite on every day of the split.
 
-Failing days are moved to the quarantine folder with their validation result and the
-step fails with the list; rerun it after fixing or dropping those days. Runs as
+Failing days are moved to the quarantine folder with their validation result, and the
+step fails with their list. Rerun it after fixing or dropping those days. Runs as
 ``crossadapt validate`` or ``python -m tasks.validate``.
 """
 

@@ -68,7 +68,9 @@ def online_stage(day: str) -> str:
 
 
 def run_dvc(root: Path, arguments: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m dvc <arguments>`` in ``root`` with analytics off; never raises on status."""
+    """Run ``python -m dvc <arguments>`` in ``root`` with analytics off.
+
+    A non-zero exit status is returned in the result, not raised; callers check it."""
     env = dict(os.environ)
     env["DVC_NO_ANALYTICS"] = "1"
     command = [sys.executable, "-m", "dvc", *arguments]

@@ -724,7 +724,9 @@ def test_online_day_rejects_swapped_roles(
 
     status, stderr = run_cli(capsys, offline, "online-day", "--day", DAY)
 
-    assert_user_error(status, stderr, [f"{student} should hold the student", "holds a teacher"])
+    assert_user_error(
+        status, stderr, [f"{student} contains a teacher", "where the student is expected"]
+    )
     assert not (offline.parent / "artifacts" / "online" / DAY).exists()
     assert not (offline.parent / "artifacts" / "online" / "ledger.json").exists()
 

@@ -40,7 +40,7 @@ def field_defs_from_spec(spec: DatasetSpec) -> list[dict[str, Any]]:
 
 
 def read_range(data_dir: str | Path, dataset: str, start: str, end: str) -> pd.DataFrame:
-    """All partition rows of ``start..end`` (inclusive UTC days), in time order."""
+    """Read all partition rows of ``start..end`` (inclusive UTC days), in time order."""
     return read_days(data_dir, dataset, start, end)
 
 

@@ -49,7 +49,7 @@ def auc(y: ArrayLike, p: ArrayLike) -> float:
     ``AUC = (sum of the ranks of the positives - P (P + 1) / 2) / (P N)`` for P positives
     and N negatives (Mann-Whitney U statistic divided by P N; Hanley and McNeil, Radiology
     1982). A tie between a positive and a negative counts one half. Returns NaN with a
-    warning when the set is empty or holds a single class.
+    warning when the set is empty or has a single class.
     """
     labels, scores = _as_labels_and_probabilities(y, p)
     positives = int(labels.sum())
@@ -117,7 +117,7 @@ def normalized_entropy(y: ArrayLike, p: ArrayLike, eps: float = DEFAULT_EPS) -> 
     The log loss divided by the entropy of the background click rate, so that a model
     which always predicts the base rate scores 1 and lower is better (He et al.,
     "Practical Lessons from Predicting Clicks on Ads at Facebook", ADKDD 2014).
-    Returns NaN with a warning when the set is empty or holds a single class.
+    Returns NaN with a warning when the set is empty or has a single class.
     """
     labels, probabilities = _as_labels_and_probabilities(y, p)
     base_rate = float(labels.mean()) if labels.size else math.nan

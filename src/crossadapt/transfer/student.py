@@ -89,7 +89,7 @@ def build_student(
     deleted history keep their knowledge) followed by ids that are new in the retained
     window (``retained_counts``, at least ``min_count`` times). Each teacher table is
     copied, expanded by a random orthogonal map or reduced by PCA to the student's dim
-    (crossadapt.transfer.alignment.transfer_embedding_tables); the dense part keeps its
+    (crossadapt.transfer.alignment.transfer_embedding_tables). The dense part keeps its
     random initialisation. ``transfer_embeddings=False`` builds the same student with
     random tables (the "no embedding transfer" ablation).
     """
