@@ -104,9 +104,9 @@ def train_ours(args: argparse.Namespace) -> dict[str, Any]:
     test_encoded = encode(pd.read_parquet(args.test), schema)
     prepare_seconds = time.perf_counter() - started
 
-    model = build_model(args.arch, schema, {"hidden_units": args.hidden_units})
-    if args.init == "fuxictr":
-        apply_fuxictr_init(model)
+    model = build_model(
+        args.arch, schema, {"hidden_units": args.hidden_units, "weight_init": args.weight_init}
+    )
     train_config = TrainConfig(
         epochs=1,
         batch_size=args.batch_size,
@@ -133,29 +133,6 @@ def train_ours(args: argparse.Namespace) -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
-
-
-def apply_fuxictr_init(model: Any) -> None:
-    """Re-initialise ``model`` as FuxiCTR's ``BaseModel.reset_parameters`` does.
-
-    Every ``nn.Linear`` weight gets ``xavier_normal_`` (std ``sqrt(2 / (fan_in + fan_out))``)
-    and a zero bias. Each numeric field's ``1 x d`` row gets ``xavier_normal_`` too, because
-    FuxiCTR 2.3.10 embeds a numeric field with ``nn.Linear(1, d, bias=False)`` (std
-    ``sqrt(2 / (1 + d))``, 0.34 for d = 16). Categorical rows keep N(0, 1e-4), as in FuxiCTR.
-    Used only for diagnosis (``--init fuxictr``), to measure how much of an AUC gap the
-    initialisation explains.
-    """
-    import torch
-    from torch import nn
-
-    with torch.no_grad():
-        for module in model.modules():
-            if type(module) is nn.Linear:
-                nn.init.xavier_normal_(module.weight)
-                if module.bias is not None:
-                    module.bias.zero_()
-        for name in model.embedding.numeric_fields:
-            nn.init.xavier_normal_(model.embedding.tables[name].weight)
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -202,8 +179,8 @@ def run_ours(
         str(test_path),
         "--train-rows-limit",
         str(rows_limit),
-        "--init",
-        args.init,
+        "--weight-init",
+        args.weight_init,
         *shared_options(args),
     ]
     result = run_child(command, threads=args.threads)
@@ -274,7 +251,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "fuxictr_skipped": fuxictr_skipped,
         "comparison_skipped": args.skip_comparison,
-        "init": args.init,
+        "weight_init": args.weight_init,
         "comparison": comparison,
         "zoo": zoo,
         "complete": False,
@@ -318,6 +295,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
         f"dim {payload['embedding_dim']}, hidden units {payload['hidden_units']}, batch "
         f"{payload['batch_size']}, one shuffled epoch, Adam lr {payload['learning_rate']} on all "
         f"parameters, gradient norm clipped at 10, vocabulary min count {payload['min_count']}. "
+        f"Our models use `weight_init: {payload.get('weight_init', 'torch')}` (FuxiCTR always "
+        "uses its Xavier scheme). "
         "Rows/s counts the training loop only; peak RSS is of the whole process (data "
         "loading, encoding, training and scoring).\n",
     ]
@@ -392,7 +371,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     worker.add_argument("--train", required=True)
     worker.add_argument("--test", required=True)
     worker.add_argument("--train-rows-limit", type=int, default=0, help="0 = all rows")
-    worker.add_argument("--init", choices=["library", "fuxictr"], default="library")
+    worker.add_argument("--weight-init", choices=["torch", "xavier"], default="xavier")
     add_model_options(worker)
 
     parser.add_argument("--rows", type=int, default=2_000_000, help="training rows")
@@ -405,10 +384,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip-comparison", action="store_true", help="run the zoo only (no DNN/DCN-V2 table)"
     )
     parser.add_argument(
-        "--init",
-        choices=["library", "fuxictr"],
-        default="library",
-        help="our models' initialisation: the library's, or FuxiCTR's (diagnostic)",
+        "--weight-init",
+        choices=["torch", "xavier"],
+        default="xavier",
+        help="our models' weight_init; xavier is FuxiCTR's scheme, so the default matches it",
     )
     parser.add_argument("--work-dir", default=str(WORK_DIR / "throughput"), help="data folder")
     parser.add_argument(

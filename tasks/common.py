@@ -50,7 +50,11 @@ def synthetic_config(params: Params):
 
 def model_config(section: Any) -> dict[str, Any]:
     """Model options of a ``teacher:`` or ``student:`` params block."""
-    return {"hidden_units": list(section.hidden_units), "dropout": section.dropout}
+    return {
+        "hidden_units": list(section.hidden_units),
+        "dropout": section.dropout,
+        "weight_init": section.weight_init,
+    }
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -296,6 +296,35 @@ def test_per_field_dims_build_or_raise(arch: str) -> None:
         assert model(random_batch(schema, rows=5)).shape == (5,)
 
 
+@pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_xavier_weight_init_follows_fuxictr(arch: str) -> None:
+    schema = make_schema(8)
+    torch.manual_seed(3)
+    default = build_model(arch, schema, SMALL_CONFIG)
+    torch.manual_seed(3)
+    xavier = build_model(arch, schema, {**SMALL_CONFIG, "weight_init": "xavier"})
+
+    linears = [m for m in xavier.modules() if type(m) is torch.nn.Linear]
+    assert linears, f"{arch} has no nn.Linear"
+    for linear in linears:
+        if linear.bias is not None:
+            assert torch.equal(linear.bias, torch.zeros_like(linear.bias))
+    widest = max(linears, key=lambda m: m.weight.numel())
+    fan_out, fan_in = widest.weight.shape
+    expected_std = (2.0 / (fan_in + fan_out)) ** 0.5
+    assert widest.weight.std().item() == pytest.approx(expected_std, rel=0.25)
+
+    embeddings = [m for m in xavier.modules() if isinstance(m, FeatureEmbedding)]
+    for embedding in embeddings:
+        for name in embedding.numeric_fields:
+            # N(0, 1e-4) by default; xavier_normal_ of a 1 x d row has std sqrt(2 / (1 + d)).
+            assert embedding.get_table(name).abs().max().item() > 1e-2
+    # Categorical rows are drawn before the dense layers and keep their initialisation.
+    assert torch.equal(xavier.embedding.get_table("item"), default.embedding.get_table("item"))
+    assert xavier.config.weight_init == "xavier"
+    assert xavier(random_batch(schema, rows=5)).shape == (5,)
+
+
 # --------------------------------------------------------------------------- embedding
 
 
@@ -570,6 +599,8 @@ def test_invalid_config_value_is_named() -> None:
         validate_model_config("dcnv2", {"dropout": 1.5})
     with pytest.raises(ParamsError, match=r"key 'model_structure' = 'serial'"):
         validate_model_config("dcnv2", {"model_structure": "serial"})
+    with pytest.raises(ParamsError, match=r"key 'weight_init' = 'he'"):
+        validate_model_config("dnn", {"weight_init": "he"})
 
 
 def test_config_defaults_and_dump_round_trip() -> None:

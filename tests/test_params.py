@@ -81,6 +81,7 @@ def test_day_helpers() -> None:
         ("split.test_end", "1998-13-01", ["split.test_end", "not a calendar date"]),
         ("split.online_start", "1998/03/01", ["split.online_start", "YYYY-MM-DD"]),
         ("student.hidden_units", [64, 0], ["student.hidden_units.1 = 0"]),
+        ("teacher.weight_init", "he", ["teacher.weight_init = 'he'", "'xavier'"]),
         ("paths.data_dir", "../outside", ["paths.data_dir = '../outside'", "contains '..'"]),
         ("paths.data_dir", "data/../../x", ["contains '..'"]),
         ("paths.artifacts_dir", "/tmp/elsewhere", ["outside the project"]),
@@ -95,6 +96,15 @@ def test_invalid_value_names_key(params_file: Path, key: str, value: object, fra
     assert str(params_file) in message
     for fragment in fragments:
         assert fragment in message
+
+
+def test_weight_init_reaches_model_config(params_file: Path) -> None:
+    from tasks.common import model_config
+
+    params = load_params(params_file, overrides={"student.weight_init": "xavier"})
+
+    assert model_config(params.student)["weight_init"] == "xavier"
+    assert model_config(params.teacher)["weight_init"] == "torch"
 
 
 @pytest.mark.parametrize(

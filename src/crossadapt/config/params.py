@@ -146,6 +146,7 @@ class TeacherParams(_Section):
     embedding_dim: PositiveInt
     hidden_units: list[PositiveInt]
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    weight_init: Literal["torch", "xavier"] = "torch"
     epochs: PositiveInt = 1
     batch_size: PositiveInt = 1024
     lr_embedding: PositiveFloat = 0.01
@@ -158,6 +159,7 @@ class StudentParams(_Section):
     embedding_dim: PositiveInt
     hidden_units: list[PositiveInt]
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    weight_init: Literal["torch", "xavier"] = "torch"
     new_row_init: Literal["mean", "random"] = "mean"
 
 

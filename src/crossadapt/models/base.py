@@ -54,3 +54,27 @@ class CTRModel(nn.Module):
         """Return every parameter that `embedding_parameters` does not return."""
         embedding_ids = {id(parameter) for parameter in self.embedding_parameters()}
         return [parameter for parameter in self.parameters() if id(parameter) not in embedding_ids]
+
+
+def apply_xavier_init(model: nn.Module) -> None:
+    """Re-initialise `model` as FuxiCTR 2.3.10's `BaseModel.reset_parameters` does.
+
+    Every `nn.Linear` weight gets `xavier_normal_` (std `sqrt(2 / (fan_in + fan_out))`)
+    and a zero bias. The `1 x d` row of each numeric `log` field gets `xavier_normal_`
+    too (std `sqrt(2 / (1 + d))`, 0.34 for d = 16), because FuxiCTR embeds a numeric
+    field with `nn.Linear(1, d, bias=False)`. Categorical rows keep their normal
+    initialisation. `build_model` calls this when the config sets `weight_init: xavier`.
+
+    Measured (`bench/results/throughput.md`): on a 500,000-row synthetic day with 13
+    numeric fields, the DNN reached test AUC 0.6648 with this scheme against 0.6451 with
+    PyTorch's defaults.
+    """
+    with torch.no_grad():
+        for module in model.modules():
+            if type(module) is nn.Linear:
+                nn.init.xavier_normal_(module.weight)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, FeatureEmbedding):
+                for name in module.numeric_fields:
+                    nn.init.xavier_normal_(module.tables[name].weight)

@@ -13,7 +13,7 @@ DEFAULT_INIT_STD = 1e-4
 
 
 class ModelConfig(BaseModel):
-    """Options shared by every architecture: the MLP tower and the embedding initialisation.
+    """Options shared by every architecture: the MLP tower and the initialisation.
 
     `hidden_units` is the width of each hidden layer of the deep (MLP) part. An empty
     list removes that part in DCN, DCN-V2 and AutoInt. In DNN, Wide&Deep, DeepFM,
@@ -27,6 +27,9 @@ class ModelConfig(BaseModel):
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     batch_norm: bool = False
     embedding_init_std: float = Field(default=DEFAULT_INIT_STD, gt=0.0)
+    # "torch": PyTorch's default init of nn.Linear, and N(0, embedding_init_std) numeric
+    # rows. "xavier": FuxiCTR's scheme, see `apply_xavier_init`.
+    weight_init: Literal["torch", "xavier"] = "torch"
 
 
 class DNNConfig(ModelConfig):

@@ -96,6 +96,10 @@ def build_model(
         config = config.model_dump()
     validated = validate_model_config(arch, config)
     model = model_class(arch)(schema, validated)
+    if validated.weight_init == "xavier":
+        from crossadapt.models.base import apply_xavier_init
+
+        apply_xavier_init(model)
 
     embedding_count = sum(p.numel() for p in model.embedding_parameters())
     dense_count = sum(p.numel() for p in model.dense_parameters())
