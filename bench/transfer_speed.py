@@ -79,19 +79,29 @@ def copy_table(src: Path, dst: Path, d_s: int, chunk_rows: int) -> None:
     """Read ``src`` chunk by chunk and write a table of ``d_s`` columns to ``dst``, then fsync.
 
     The physical limit of a transfer: the same reads and writes, no arithmetic. Output
-    chunk ``i`` holds input chunk ``i`` truncated or zero-padded to ``d_s`` columns.
+    chunk ``i`` holds input chunk ``i`` truncated or zero-padded to ``d_s`` columns. Like
+    the library's streaming transfer, it reads with ``readinto`` into one reused buffer and
+    writes with ``write``, so neither file is mapped into the process.
     """
     source = np.load(src, mmap_mode="r")
     n_rows, d_t = source.shape
+    offset = int(source.offset)
+    del source
     header = {"descr": "<f4", "fortran_order": False, "shape": (n_rows, d_s)}
-    with open(dst, "wb") as stream:
+    buffer = np.empty((min(chunk_rows, n_rows), d_t), dtype=np.float32)
+    output = np.zeros((buffer.shape[0], d_s), dtype=np.float32)
+    width = min(d_t, d_s)
+    with open(src, "rb", buffering=0) as reader, open(dst, "wb") as stream:
+        reader.seek(offset)
         np.lib.format.write_array_header_1_0(stream, header)
         for start in range(0, n_rows, chunk_rows):
-            chunk = np.asarray(source[start : start + chunk_rows])
-            output = np.zeros((chunk.shape[0], d_s), dtype=np.float32)
-            width = min(d_t, d_s)
-            output[:, :width] = chunk[:, :width]
-            stream.write(output.data)
+            rows = min(chunk_rows, n_rows - start)
+            view = memoryview(buffer[:rows]).cast("B")
+            filled = 0
+            while filled < len(view):
+                filled += reader.readinto(view[filled:])
+            output[:rows, :width] = buffer[:rows, :width]
+            stream.write(output[:rows].data)
         stream.flush()
         os.fsync(stream.fileno())
 

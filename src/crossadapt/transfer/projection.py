@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -172,11 +173,12 @@ def transfer_table(
 
 
 def streaming_covariance(
-    table: np.ndarray, chunk_rows: int, *, name: str = "embedding table"
+    table: np.ndarray | NpyRows, chunk_rows: int, *, name: str = "embedding table"
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Return ``(mean, covariance, n)`` of the rows of ``table`` in one pass over row chunks.
 
-    ``table`` may be a read-only memmap larger than memory. Each chunk's mean and centred
+    ``table`` may be an array, a read-only memmap or an :class:`NpyRows` reader of a file
+    larger than memory. Each chunk's mean and centred
     scatter matrix ``M2_b`` are computed in float64 and merged with the pairwise update of
     Chan, Golub and LeVeque (1979): ``n = n_a + n_b``, ``delta = mean_b - mean_a``,
     ``mean = mean_a + delta n_b / n``, ``M2 = M2_a + M2_b + delta delta^T n_a n_b / n``.
@@ -195,9 +197,9 @@ def streaming_covariance(
     count = 0
     mean = np.zeros(dim)
     scatter = np.zeros((dim, dim))
-    for start in range(0, n_rows, chunk_rows):
+    for start, rows in _row_chunks(table, chunk_rows):
         # np.array copies even a float64 chunk, so centring in place leaves `table` intact.
-        chunk = np.array(table[start : start + chunk_rows], dtype=np.float64)
+        chunk = np.array(rows, dtype=np.float64)
         _check_finite_chunk(chunk, start, name)
         chunk_count = chunk.shape[0]
         chunk_mean = chunk.mean(axis=0)
@@ -215,11 +217,13 @@ def streaming_covariance(
 def chunk_rows_for_budget(memory_budget_bytes: int, d_in: int, d_out: int) -> int:
     """Return the rows per chunk that keep a streaming pass within ``memory_budget_bytes``.
 
-    Per row a pass keeps the input chunk and its float64 copy, the float64 output and its
-    cast copy: at most ``8 * (2 d_in + 2 d_out)`` bytes. The fixed part is the float64
-    covariance, eigenvectors and projection matrix: ``8 * (3 d_in^2 + d_in d_out)`` bytes.
+    Per row a pass keeps the read buffer of the input chunk, its float64 copy, one more
+    float64 temporary of the input's size (BLAS copies the transposed chunk for
+    ``chunk.T @ chunk``), the float64 output and its cast copy: at most
+    ``8 * (3 d_in + 2 d_out)`` bytes. The fixed part is the float64 covariance,
+    eigenvectors and projection matrix: ``8 * (3 d_in^2 + d_in d_out)`` bytes.
     """
-    per_row = 8 * (2 * d_in + 2 * d_out)
+    per_row = 8 * (3 * d_in + 2 * d_out)
     fixed = 8 * (3 * d_in * d_in + d_in * d_out)
     chunk_rows = (memory_budget_bytes - fixed) // per_row
     if chunk_rows < 1:
@@ -264,7 +268,8 @@ def streaming_pca_reduce(
     mean, covariance, _ = streaming_covariance(source, chunk_rows, name=str(src_npy_path))
     if n_rows <= d_s:
         # A table this small fits in the budget's d^2 term; see pca_reduce for the reason.
-        _, directions, mean, stats = pca_reduce(np.asarray(source), d_s, keep_mean=keep_mean)
+        small = np.load(src_npy_path) if isinstance(source, NpyRows) else np.asarray(source)
+        _, directions, mean, stats = pca_reduce(small, d_s, keep_mean=keep_mean)
         offset = np.zeros(d_s)
     else:
         directions, eigenvalues, n_components = _principal_directions(covariance, d_s, n_rows - 1)
@@ -375,7 +380,7 @@ def _principal_directions(
 
 
 def _write_projected(
-    source: np.ndarray,
+    source: np.ndarray | NpyRows,
     dst_npy_path: str | os.PathLike[str],
     matrix: np.ndarray,
     offset: np.ndarray,
@@ -383,22 +388,69 @@ def _write_projected(
     source_name: str,
 ) -> None:
     # Writes source @ matrix + offset chunk by chunk into a temp .npy renamed over dst.
+    # Plain write() calls rather than a memmap: the output's pages then stay in the page
+    # cache instead of the process's resident memory.
     n_rows = source.shape[0]
-    with atomic_path(dst_npy_path) as tmp:
-        output = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=source.dtype, shape=(n_rows, matrix.shape[1])
-        )
-        for start in range(0, n_rows, chunk_rows):
-            chunk = np.asarray(source[start : start + chunk_rows], dtype=np.float64)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(source.dtype),
+        "fortran_order": False,
+        "shape": (n_rows, matrix.shape[1]),
+    }
+    with atomic_path(dst_npy_path) as tmp, open(tmp, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        for start, rows in _row_chunks(source, chunk_rows):
+            chunk = np.asarray(rows, dtype=np.float64)
             _check_finite_chunk(chunk, start, source_name)
             projected = chunk @ matrix
             projected += offset
-            output[start : start + chunk.shape[0]] = projected
-        output.flush()
-        del output
+            handle.write(np.ascontiguousarray(projected, dtype=source.dtype).data)
 
 
-def _open_npy(path: str | os.PathLike[str]) -> np.ndarray:
+class NpyRows:
+    """Rows of a C-order ``.npy`` file, read in chunks with plain ``read()`` calls.
+
+    Slicing a memmap maps the file's pages into the process, so the resident memory of a
+    pass grows with the file. ``read()`` into one reused buffer keeps it at one chunk.
+    ``shape``, ``dtype`` and ``ndim`` are those of the stored array.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> None:
+        self.path = path
+        self.shape = shape
+        self.dtype = dtype
+        self.ndim = len(shape)
+        self._offset = offset
+
+    def chunks(self, chunk_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_row, rows)``; ``rows`` is a view of a buffer reused by the next chunk."""
+        n_rows, dim = self.shape
+        buffer = np.empty((min(chunk_rows, n_rows), dim), dtype=self.dtype)
+        with open(self.path, "rb", buffering=0) as handle:
+            handle.seek(self._offset)
+            for start in range(0, n_rows, chunk_rows):
+                rows = buffer[: min(chunk_rows, n_rows - start)]
+                view = memoryview(rows).cast("B")
+                filled = 0
+                while filled < len(view):
+                    read = handle.readinto(view[filled:])
+                    if not read:
+                        raise DataError(
+                            f"embedding table {self.path} ends at row {start} of {n_rows}: the "
+                            "file is truncated; write it again with numpy.save"
+                        )
+                    filled += read
+                yield start, rows
+
+
+def _row_chunks(table: np.ndarray | NpyRows, chunk_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    if isinstance(table, NpyRows):
+        yield from table.chunks(chunk_rows)
+        return
+    for start in range(0, table.shape[0], chunk_rows):
+        yield start, table[start : start + chunk_rows]
+
+
+def _open_npy(path: str | os.PathLike[str]) -> np.ndarray | NpyRows:
     file_path = Path(path)
     if not file_path.is_file():
         raise DataError(f"embedding table {file_path} not found; write it with numpy.save first")
@@ -406,6 +458,10 @@ def _open_npy(path: str | os.PathLike[str]) -> np.ndarray:
         table = np.load(file_path, mmap_mode="r")
     except ValueError as error:
         raise DataError(f"embedding table {file_path} is not a valid .npy file: {error}") from error
+    if isinstance(table, np.memmap) and table.flags.c_contiguous and table.dtype.isnative:
+        # The memmap only served to check the header and the file size; passes read the
+        # rows with read() (see NpyRows).
+        table = NpyRows(file_path, table.shape, table.dtype, int(table.offset))
     if table.ndim != 2 or not np.issubdtype(table.dtype, np.floating):
         raise DataError(
             f"embedding table {file_path} must be a 2-D float array, got shape {table.shape} "
