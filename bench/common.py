@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,8 +45,10 @@ def _read_status_kib(fields: tuple[str, ...]) -> dict[str, int]:
 class MemorySampler:
     """Peak memory of the current process, sampled from ``/proc/self/status`` in a thread.
 
-    ``peak_rss_bytes`` is the kernel's ``ru_maxrss`` (resident set, including file pages
-    mapped by ``numpy.memmap``: the kernel may drop those under memory pressure).
+    ``peak_rss_bytes`` is the kernel's ``VmHWM`` (resident set, including file pages
+    mapped by ``numpy.memmap``: the kernel may drop those under memory pressure). Not
+    ``ru_maxrss``: Linux carries that over ``exec`` from the parent, so a child started
+    by a parent that had touched a large file would report the parent's peak.
     ``peak_anon_bytes`` is the highest sampled ``RssAnon``: heap and other private memory,
     which cannot be dropped. A spike shorter than ``interval_s`` can be missed by the
     sampler but not by ``ru_maxrss``.
@@ -75,8 +76,8 @@ class MemorySampler:
 
     @property
     def peak_rss_bytes(self) -> int:
-        """Peak resident set of this process so far (``ru_maxrss`` is in KiB on Linux)."""
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        """Peak resident set of this process image so far (``VmHWM``, read in KiB)."""
+        return _read_status_kib(("VmHWM",)).get("VmHWM", 0) * 1024
 
 
 def emit_result(result: dict[str, Any]) -> None:

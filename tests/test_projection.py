@@ -200,9 +200,10 @@ def test_streaming_pca_equals_in_memory(tmp_path: Path) -> None:
         target = tmp_path / f"student_{keep_mean}.npy"
         stats = streaming_pca_reduce(source, target, 6, budget, keep_mean=keep_mean)
         expected, _, _, expected_stats = pca_reduce(teacher, 6, keep_mean=keep_mean)
-        np.testing.assert_allclose(np.load(target), expected, atol=1e-6)
+        # A float32 table is streamed in float32 (compute_dtype), so equal to float32 rounding.
+        np.testing.assert_allclose(np.load(target), expected, atol=1e-5)
         assert stats.explained_variance_ratio == pytest.approx(
-            expected_stats.explained_variance_ratio, abs=1e-9
+            expected_stats.explained_variance_ratio, abs=1e-6
         )
         assert stats.relative_reconstruction_error == pytest.approx(
             expected_stats.relative_reconstruction_error, abs=1e-6
