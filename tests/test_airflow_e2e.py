@@ -73,3 +73,9 @@ def test_migration_runs_one_at_a_time_via_rest(
     task_states = stack.task_states(DAG_ID, second)
     assert set(task_states.values()) == {"success"}
     assert "version" in task_states
+    # The timings bench/airflow_overhead.py reads.
+    run = client.dag_run(DAG_ID, second)
+    assert run["start_date"] and run["end_date"]
+    instances = client.task_instances(DAG_ID, second)
+    assert {instance["task_id"] for instance in instances} == set(task_states)
+    assert all(instance["duration"] >= 0 and instance["start_date"] for instance in instances)

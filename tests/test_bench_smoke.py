@@ -150,3 +150,49 @@ def test_throughput_smoke_run_fuxictr(tmp_path: Path) -> None:
         assert 0.0 <= theirs["test_auc"] <= 1.0
         # Same fields, dims and layers on both sides: only the vocabulary sizes may differ.
         assert theirs["parameters"] == pytest.approx(mine["parameters"], rel=0.05)
+
+
+def test_airflow_overhead_summary_and_report() -> None:
+    # The Airflow run itself is covered by tests/test_airflow_e2e.py; this checks the
+    # arithmetic and the report of bench/airflow_overhead.py on recorded timings.
+    airflow_overhead = load_bench_module("airflow_overhead")
+    cli = [{"step": "ingest", "seconds": 4.0}, {"step": "validate", "seconds": 10.0}]
+    airflow = {
+        "run_id": "manual__1",
+        "start_up_seconds": 60.0,
+        "observed_seconds": 25.0,
+        "run_wall_seconds": 22.0,
+        "tasks": [
+            {
+                "step": "ingest",
+                "seconds": 6.0,
+                "start_date": "2026-12-04T10:00:01+00:00",
+                "end_date": "2026-12-04T10:00:07+00:00",
+            },
+            {
+                "step": "validate",
+                "seconds": 12.0,
+                "start_date": "2026-12-04T10:00:10+00:00",
+                "end_date": "2026-12-04T10:00:22+00:00",
+            },
+        ],
+    }
+    summary = airflow_overhead.summarise(cli, airflow)
+
+    assert summary["between_tasks_seconds"] == pytest.approx(4.0)
+    assert summary["gap_seconds"] == [pytest.approx(3.0)]
+    assert summary["airflow_over_cli_seconds"] == pytest.approx(8.0)
+    report = airflow_overhead.render_markdown(
+        {
+            "machine": {"nproc": 2, "cpu_model": "cpu", "memory_gib": 23.5},
+            "measured_at": "2026-12-04T10:01:00Z",
+            "command": "python bench/airflow_overhead.py",
+            "load_average_start": [1.0, 1.0, 1.0],
+            "load_average_end": [1.0, 1.0, 1.0],
+            "cli": cli,
+            "airflow": airflow,
+            "summary": summary,
+        }
+    )
+    assert "| validate | 10.0 | 12.0 | +2.0 |" in report
+    assert "18.2% of the run" in report

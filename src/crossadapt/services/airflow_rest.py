@@ -104,10 +104,13 @@ class AirflowRestClient:
         logger.info("triggered DAG %s: run %s", dag_id, run_id)
         return run_id
 
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """Return the REST record of one DAG run (state, start_date, end_date, conf, ...)."""
+        return self._request("GET", f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}")
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         """Return the state of one DAG run (queued, running, success, failed)."""
-        body = self._request("GET", f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}")
-        return str(body["state"])
+        return str(self.dag_run(dag_id, run_id)["state"])
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 300.0) -> str:
         """Wait until the run reaches success or failed; return that state."""
@@ -129,13 +132,17 @@ class AirflowRestClient:
             f"{self.task_states(dag_id, run_id)}{self._log_hint}"
         )
 
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        """Return ``{task_id: state}`` of one run; mapped tasks appear as ``task_id[map_index]``."""
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Return the REST records of one run's task instances (state, start_date, duration...)."""
         body = self._request(
             "GET", f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances"
         )
+        return list(body["task_instances"])
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """Return ``{task_id: state}`` of one run; mapped tasks appear as ``task_id[map_index]``."""
         states: dict[str, str | None] = {}
-        for instance in body["task_instances"]:
+        for instance in self.task_instances(dag_id, run_id):
             key = instance["task_id"]
             if instance.get("map_index", -1) >= 0:
                 key = f"{key}[{instance['map_index']}]"
