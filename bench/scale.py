@@ -62,7 +62,13 @@ def day_of(index: int) -> str:
 
 
 def project_params(
-    rows: int, days: int, total_ids: int, min_count: int, batch_size: int, seed: int
+    rows: int,
+    days: int,
+    total_ids: int,
+    min_count: int,
+    batch_size: int,
+    seed: int,
+    sparse_gradients: bool = False,
 ) -> dict[str, Any]:
     """Params of a synthetic project: days 0..d-5 history, 2 retained, 1 online, 1 test day.
 
@@ -95,8 +101,14 @@ def project_params(
             "test_end": day_of(days - 1),
         },
         "features": {"min_count": min_count, "numeric_transform": "log"},
-        "teacher": {"arch": "dnn", "embedding_dim": 8, "epochs": 1, "batch_size": batch_size},
-        "student": {"arch": "dcnv2", "embedding_dim": 16},
+        "teacher": {
+            "arch": "dnn",
+            "embedding_dim": 8,
+            "epochs": 1,
+            "batch_size": batch_size,
+            "sparse_gradients": sparse_gradients,
+        },
+        "student": {"arch": "dcnv2", "embedding_dim": 16, "sparse_gradients": sparse_gradients},
         "sampling": {"strategy": "balanced", "ratio": 0.1},
         "distill": {"batch_size": batch_size},
         "online": {"batch_size": batch_size},
@@ -167,13 +179,16 @@ def run_scale(
     ingest_only: bool,
     timeout_s: float,
     seed: int = 0,
+    sparse_gradients: bool = False,
 ) -> dict[str, Any]:
     """Build a project in ``work_dir``; run ingest, then the migration unless ``ingest_only``."""
     project = work_dir / f"scale_{rows}"
     if project.exists():
         shutil.rmtree(project)
     project.mkdir(parents=True)
-    params = project_params(rows, days, total_ids, min_count, batch_size, seed)
+    params = project_params(
+        rows, days, total_ids, min_count, batch_size, seed, sparse_gradients=sparse_gradients
+    )
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log_path = project / "steps.log"
     online_day = params["split"]["online_start"]
@@ -213,6 +228,7 @@ def run_scale(
         "vocab_sizes_sum": sum(scaled_vocab_sizes(total_ids)),
         "min_count": min_count,
         "batch_size": batch_size,
+        "sparse_gradients": sparse_gradients,
         "ingest_rows_per_second": round(rows_per_second) if rows_per_second else None,
         "steps": steps,
         "total_seconds": round(sum(step["seconds"] for step in steps), 1),
@@ -243,7 +259,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
             f"{run['vocab_sizes_sum']:,}, min_count {run['min_count']}",
             "",
             f"Ingest: {run['ingest_rows_per_second']} rows/s. Completed: {run['completed']}. "
-            f"Teacher vocabulary rows: {run.get('teacher_vocab_rows')}.",
+            f"Teacher vocabulary rows: {run.get('teacher_vocab_rows')}. Batch size "
+            f"{run['batch_size']}, sparse_gradients {run.get('sparse_gradients', False)}.",
             "",
             markdown_table(
                 ["step", "wall s", "CPU s", "peak RSS MiB", "exit"],
@@ -263,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distinct-ids", type=int, default=10_000_000)
     parser.add_argument("--min-count", type=int, default=1, help="features.min_count")
     parser.add_argument("--batch-size", type=int, default=1024, help="teacher/distill/online")
+    parser.add_argument(
+        "--sparse-gradients",
+        action="store_true",
+        help="teacher and student sparse_gradients: true (lazy Adam on the embedding rows)",
+    )
     parser.add_argument("--ingest-only", action="store_true", help="run only the ingest step")
     parser.add_argument("--step-timeout-s", type=float, default=1800.0)
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR / "scale")
@@ -290,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             args.work_dir,
             args.ingest_only,
             args.step_timeout_s,
+            sparse_gradients=args.sparse_gradients,
         )
         payload["runs"].append(run)
         payload["load_average"]["end"] = load_average()

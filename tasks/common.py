@@ -54,6 +54,7 @@ def model_config(section: Any) -> dict[str, Any]:
         "hidden_units": list(section.hidden_units),
         "dropout": section.dropout,
         "weight_init": section.weight_init,
+        "sparse_gradients": section.sparse_gradients,
     }
 
 

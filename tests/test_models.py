@@ -735,3 +735,120 @@ def test_encoded_log_rows_feed_every_model() -> None:
         logits = build_model(arch, schema, SMALL_CONFIG)(batch)
         assert logits.shape == (3,), arch
         assert torch.isfinite(logits).all(), arch
+
+
+# --------------------------------------------------------------------------- sparse gradients
+
+
+def sparse_and_dense(arch: str, schema: FeatureSchema) -> tuple[CTRModel, CTRModel]:
+    torch.manual_seed(4)
+    dense = build_model(arch, schema, SMALL_CONFIG)
+    sparse = build_model(arch, schema, {**SMALL_CONFIG, "sparse_gradients": True})
+    sparse.load_state_dict(dense.state_dict())
+    return dense, sparse
+
+
+@pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_sparse_gradients_match_dense_ones(arch: str) -> None:
+    schema = make_schema(8)
+    dense, sparse = sparse_and_dense(arch, schema)
+    batch = random_batch(schema, rows=32)
+
+    bce(dense(batch), batch.label).backward()
+    bce(sparse(batch), batch.label).backward()
+
+    for (name, dense_param), sparse_param in zip(
+        dense.named_parameters(), sparse.parameters(), strict=True
+    ):
+        # Every table but the 1 x d rows of numeric "log" fields is looked up by index.
+        expect_sparse = ".tables." in f".{name}" and sparse_param.shape[0] > 1
+        assert sparse_param.grad.is_sparse == expect_sparse, name
+        gradient = sparse_param.grad.to_dense() if expect_sparse else sparse_param.grad
+        torch.testing.assert_close(gradient, dense_param.grad, msg=name)
+
+
+def test_lazy_adam_moves_only_the_batch_rows() -> None:
+    from crossadapt.training.trainer import make_optimizer
+
+    schema = make_schema(8)
+    dense, sparse = sparse_and_dense("dnn", schema)
+    dense_optimizer = make_optimizer(dense, 0.01, 0.001)
+    sparse_optimizer = make_optimizer(sparse, 0.01, 0.001)
+    assert type(dense_optimizer) is torch.optim.Adam
+    assert type(sparse_optimizer).__name__ == "SparseAwareAdam"
+    first = random_batch(schema, rows=16, seed=1)
+    second = random_batch(schema, rows=16, seed=2)
+
+    for batch in (first,):
+        for model, optimizer in ((dense, dense_optimizer), (sparse, sparse_optimizer)):
+            optimizer.zero_grad()
+            bce(model(batch), batch.label).backward()
+            optimizer.step()
+    # After one step lazy Adam equals Adam: rows without gradient have zero moments.
+    for dense_param, sparse_param in zip(dense.parameters(), sparse.parameters(), strict=True):
+        torch.testing.assert_close(sparse_param, dense_param)
+
+    before = sparse.embedding.get_table("user").detach().clone()
+    sparse_optimizer.zero_grad()
+    bce(sparse(second), second.label).backward()
+    sparse_optimizer.step()
+    after = sparse.embedding.get_table("user").detach()
+    touched = torch.zeros(after.shape[0], dtype=torch.bool)
+    touched[second.categorical[:, 0]] = True
+    touched[0] = False  # PAD
+    assert not torch.equal(after[touched], before[touched])
+    assert torch.equal(after[~touched], before[~touched])
+    assert torch.equal(after[0], torch.zeros_like(after[0]))
+
+
+def test_lazy_adam_state_loads_into_adam() -> None:
+    from crossadapt.training.trainer import make_optimizer
+
+    schema = make_schema(8)
+    dense, sparse = sparse_and_dense("dcnv2", schema)
+    sparse_optimizer = make_optimizer(sparse, 0.01, 0.001)
+    batch = random_batch(schema, rows=16)
+    bce(sparse(batch), batch.label).backward()
+    sparse_optimizer.step()
+
+    dense_optimizer = make_optimizer(dense, 0.01, 0.001)
+    dense_optimizer.load_state_dict(sparse_optimizer.state_dict())
+    table = sparse.embedding.get_table("item")
+    assert torch.equal(
+        dense_optimizer.state[dense.embedding.get_table("item")]["exp_avg"],
+        sparse_optimizer.state[table]["exp_avg"],
+    )
+
+
+def test_gradient_norm_and_clipping_with_sparse_gradients() -> None:
+    from crossadapt.training.optim import gradient_norm
+
+    schema = make_schema(8)
+    dense, sparse = sparse_and_dense("dnn", schema)
+    batch = random_batch(schema, rows=64)  # rows repeat ids: the sparse gradients hold duplicates
+    bce(dense(batch), batch.label).backward()
+    bce(sparse(batch), batch.label).backward()
+
+    expected = gradient_norm(list(dense.parameters()), None)
+    assert gradient_norm(list(sparse.parameters()), None) == pytest.approx(expected, rel=1e-5)
+    assert gradient_norm(list(sparse.parameters()), expected / 4) == pytest.approx(expected)
+    assert gradient_norm(list(sparse.parameters()), None) == pytest.approx(expected / 4, rel=1e-4)
+
+
+@pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_model_learns_with_sparse_gradients(arch: str) -> None:
+    from crossadapt.training.trainer import make_optimizer
+
+    schema = make_schema(8)
+    torch.manual_seed(0)
+    model = build_model(arch, schema, {**SMALL_CONFIG, "sparse_gradients": True})
+    train_batch = xor_task(schema, rows=256, seed=5)
+    optimizer = make_optimizer(model, 0.01, 0.01)
+    for _ in range(150):
+        optimizer.zero_grad()
+        bce(model(train_batch), train_batch.label).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        train_loss = bce(model(train_batch), train_batch.label).item()
+    assert train_loss < 0.05, f"{arch}: train loss {train_loss:.3f}"

@@ -238,3 +238,45 @@ def test_codistill_stops_on_nan_loss(teacher_setup) -> None:
             day="1998-03-05",
             teacher_view=teacher_view_of(schema, build.schema),
         )
+
+
+def test_codistill_with_sparse_gradients(teacher_setup) -> None:
+    # Both models emit sparse embedding gradients; the teacher accumulates them over k=3
+    # batches before its step. Rows no batch touched keep their values (lazy Adam).
+    from crossadapt.training.trainer import make_optimizer
+
+    dense_teacher, schema, retained = teacher_setup
+    teacher = build_model("dnn", schema, {"hidden_units": [16], "sparse_gradients": True})
+    teacher.load_state_dict(dense_teacher.state_dict())
+    counts = retained_token_counts([retained], schema)
+    build = build_student(
+        teacher, schema, counts, "dnn", 8, {"hidden_units": [16], "sparse_gradients": True}, 0
+    )
+    day = encode(click_log(640, seed=3, users=30, first_user=25), build.schema)
+    replay = encode(retained, build.schema)
+    teacher_optimizer = make_optimizer(teacher, 1e-2, 1e-3)
+    student_optimizer = make_optimizer(build.model, 1e-2, 1e-3)
+    assert type(student_optimizer).__name__ == "SparseAwareAdam"
+    student_before = build.model.embedding.get_table("user_id").detach().clone()
+
+    result = codistill_day(
+        teacher,
+        build.model,
+        teacher_optimizer,
+        student_optimizer,
+        day,
+        replay,
+        CoDistillConfig(batch_size=64, teacher_update_interval=3, replay_ratio=0.0),
+        teacher_view=teacher_view_of(schema, build.schema),
+    )
+
+    assert result.batches == 10
+    assert result.teacher_steps == 4
+    assert np.isfinite(result.student_loss)
+    student_after = build.model.embedding.get_table("user_id").detach()
+    seen = torch.unique(Batch.from_encoded(day).categorical[:, 0])
+    unseen = torch.ones(student_after.shape[0], dtype=torch.bool)
+    unseen[seen] = False
+    assert not torch.equal(student_after[seen], student_before[seen])
+    assert torch.equal(student_after[unseen], student_before[unseen])
+    assert torch.equal(student_after[0], torch.zeros_like(student_after[0]))

@@ -98,13 +98,18 @@ def test_invalid_value_names_key(params_file: Path, key: str, value: object, fra
         assert fragment in message
 
 
-def test_weight_init_reaches_model_config(params_file: Path) -> None:
+def test_model_options_reach_model_config(params_file: Path) -> None:
     from tasks.common import model_config
 
-    params = load_params(params_file, overrides={"student.weight_init": "xavier"})
+    params = load_params(
+        params_file,
+        overrides={"student.weight_init": "xavier", "teacher.sparse_gradients": True},
+    )
 
     assert model_config(params.student)["weight_init"] == "xavier"
     assert model_config(params.teacher)["weight_init"] == "torch"
+    assert model_config(params.teacher)["sparse_gradients"] is True
+    assert model_config(params.student)["sparse_gradients"] is False
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -201,6 +202,30 @@ def test_train_learns_click_probabilities() -> None:
     # The returned metrics describe the state the model holds.
     probabilities = predict(model, valid_frame)
     assert auc(valid_frame.label, probabilities) == pytest.approx(learned_auc)
+
+
+class SparseTinyCTRModel(TinyCTRModel):
+    """TinyCTRModel whose table emits sparse gradients, as `sparse_gradients: true` does."""
+
+    config = SimpleNamespace(sparse_gradients=True)  # read by make_optimizer
+
+    def __init__(self, dim: int = 4) -> None:
+        super().__init__(dim)
+        self.table.sparse = True
+
+
+def test_train_with_sparse_gradients_and_clipping() -> None:
+    set_seed(0)
+    model = SparseTinyCTRModel()
+    train_frame, _ = make_frame(6000, seed=1)
+    valid_frame, valid_probability = make_frame(3000, seed=2)
+    config = TrainConfig(
+        epochs=3, batch_size=128, lr_embedding=0.05, lr_dense=0.01, max_grad_norm=1.0
+    )
+    result = train(model, train_frame, valid_frame, config)
+
+    assert result.best_metrics["auc"] > auc(valid_frame.label, valid_probability) - 0.02
+    assert torch.equal(model.table.weight[0], torch.zeros(4))
 
 
 def test_train_times_training_apart_from_evaluation() -> None:

@@ -147,6 +147,7 @@ class TeacherParams(_Section):
     hidden_units: list[PositiveInt]
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     weight_init: Literal["torch", "xavier"] = "torch"
+    sparse_gradients: bool = False
     epochs: PositiveInt = 1
     batch_size: PositiveInt = 1024
     lr_embedding: PositiveFloat = 0.01
@@ -160,6 +161,7 @@ class StudentParams(_Section):
     hidden_units: list[PositiveInt]
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     weight_init: Literal["torch", "xavier"] = "torch"
+    sparse_gradients: bool = False
     new_row_init: Literal["mean", "random"] = "mean"
 
 

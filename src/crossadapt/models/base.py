@@ -33,7 +33,11 @@ class CTRModel(nn.Module):
     def __init__(self, schema: FeatureSchema, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else self.config_class()
-        self.embedding = FeatureEmbedding(schema, init_std=self.config.embedding_init_std)
+        self.embedding = FeatureEmbedding(
+            schema,
+            init_std=self.config.embedding_init_std,
+            sparse=self.config.sparse_gradients,
+        )
         if self.needs_uniform_dim:
             self.embedding.require_uniform_dim(self.arch)
 

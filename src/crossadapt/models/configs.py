@@ -30,6 +30,9 @@ class ModelConfig(BaseModel):
     # "torch": PyTorch's default init of nn.Linear, and N(0, embedding_init_std) numeric
     # rows. "xavier": FuxiCTR's scheme, see `apply_xavier_init`.
     weight_init: Literal["torch", "xavier"] = "torch"
+    # Categorical and multi-valued tables emit sparse row gradients, and make_optimizer
+    # then builds SparseAwareAdam (lazy Adam): a step touches only the batch's rows.
+    sparse_gradients: bool = False
 
 
 class DNNConfig(ModelConfig):

@@ -39,7 +39,11 @@ class DeepFM(CTRModel):
 
     def __init__(self, schema: FeatureSchema, config: DeepFMConfig | None = None) -> None:
         super().__init__(schema, config)
-        self.linear = FirstOrderLinear(schema, init_std=self.config.embedding_init_std)
+        self.linear = FirstOrderLinear(
+            schema,
+            init_std=self.config.embedding_init_std,
+            sparse=self.config.sparse_gradients,
+        )
         self.fm = FactorizationMachine()
         self.mlp = MLP(
             self.embedding.output_dim,

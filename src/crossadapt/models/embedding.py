@@ -86,6 +86,8 @@ class FeatureEmbedding(nn.Module):
             (`FirstOrderLinear` uses 1 for its per-feature weights).
         init_std: standard deviation of the normal initialisation of the rows
             (default `DEFAULT_INIT_STD` = 1e-4, the FuxiCTR default).
+        sparse: if True, categorical and multi-valued tables get sparse row gradients
+            (`torch.sparse_coo_tensor`); numeric rows stay dense.
 
     Example:
         >>> embedding = FeatureEmbedding(schema)
@@ -98,8 +100,10 @@ class FeatureEmbedding(nn.Module):
         schema: FeatureSchema,
         embedding_dim: int | None = None,
         init_std: float = DEFAULT_INIT_STD,
+        sparse: bool = False,
     ) -> None:
         super().__init__()
+        self.sparse = sparse
         fields = list(schema.embedded_fields())
         if not fields:
             raise SchemaError(
@@ -174,11 +178,15 @@ class FeatureEmbedding(nn.Module):
             weight = self.tables[name].weight
             if group == "categorical":
                 indices = batch.categorical[:, column]  # (B,)
-                embeddings.append(F.embedding(indices, weight, padding_idx=PAD_INDEX))
+                embeddings.append(
+                    F.embedding(indices, weight, padding_idx=PAD_INDEX, sparse=self.sparse)
+                )
             elif group == "multi_valued":
                 tokens = batch.multi_valued[:, column, :]  # (B, L)
                 embeddings.append(
-                    F.embedding_bag(tokens, weight, mode="mean", padding_idx=PAD_INDEX)
+                    F.embedding_bag(
+                        tokens, weight, mode="mean", padding_idx=PAD_INDEX, sparse=self.sparse
+                    )
                 )
             else:
                 values = batch.numeric[:, column : column + 1]  # (B, 1)
@@ -253,9 +261,11 @@ class FirstOrderLinear(nn.Module):
         torch.Size([B])
     """
 
-    def __init__(self, schema: FeatureSchema, init_std: float = DEFAULT_INIT_STD) -> None:
+    def __init__(
+        self, schema: FeatureSchema, init_std: float = DEFAULT_INIT_STD, sparse: bool = False
+    ) -> None:
         super().__init__()
-        self.weights = FeatureEmbedding(schema, embedding_dim=1, init_std=init_std)
+        self.weights = FeatureEmbedding(schema, embedding_dim=1, init_std=init_std, sparse=sparse)
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, batch: Batch) -> torch.Tensor:

@@ -51,7 +51,11 @@ class FiBiNET(CTRModel):
                 f"bilinear pairs, but the schema has {num_fields} "
                 f"({', '.join(self.embedding.field_names)}); add fields or use 'dnn'"
             )
-        self.linear = FirstOrderLinear(schema, init_std=self.config.embedding_init_std)
+        self.linear = FirstOrderLinear(
+            schema,
+            init_std=self.config.embedding_init_std,
+            sparse=self.config.sparse_gradients,
+        )
         self.senet = SqueezeExcitation(num_fields, self.config.reduction_ratio)
         self.bilinear = BilinearInteraction(num_fields, dim, self.config.bilinear_type)
         self.senet_bilinear = BilinearInteraction(num_fields, dim, self.config.bilinear_type)

@@ -41,7 +41,11 @@ class WideDeep(CTRModel):
 
     def __init__(self, schema: FeatureSchema, config: WideDeepConfig | None = None) -> None:
         super().__init__(schema, config)
-        self.linear = FirstOrderLinear(schema, init_std=self.config.embedding_init_std)
+        self.linear = FirstOrderLinear(
+            schema,
+            init_std=self.config.embedding_init_std,
+            sparse=self.config.sparse_gradients,
+        )
         self.mlp = MLP(
             self.embedding.output_dim,
             self.config.hidden_units,

@@ -42,7 +42,11 @@ class XDeepFM(CTRModel):
 
     def __init__(self, schema: FeatureSchema, config: XDeepFMConfig | None = None) -> None:
         super().__init__(schema, config)
-        self.linear = FirstOrderLinear(schema, init_std=self.config.embedding_init_std)
+        self.linear = FirstOrderLinear(
+            schema,
+            init_std=self.config.embedding_init_std,
+            sparse=self.config.sparse_gradients,
+        )
         self.cin = CompressedInteractionNetwork(
             self.embedding.num_fields, self.config.cin_layer_units
         )

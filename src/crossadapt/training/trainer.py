@@ -133,6 +133,9 @@ def make_optimizer(
 ) -> torch.optim.Adam:
     """Build Adam with two parameter groups, named "embedding" and "dense".
 
+    For a model built with ``sparse_gradients: true`` this is `SparseAwareAdam`, which
+    updates only the embedding rows of each batch (lazy Adam).
+
     Raises ValueError unless the model's ``embedding_parameters()`` and
     ``dense_parameters()`` together list each of its parameters exactly once, so that no
     parameter is left untrained.
@@ -152,12 +155,15 @@ def make_optimizer(
             f"{len(grouped_ids) - len(set(grouped_ids))} are listed twice"
         )
 
-    return torch.optim.Adam(
-        [
-            {"name": "embedding", "params": embedding, "lr": lr_embedding},
-            {"name": "dense", "params": dense, "lr": lr_dense},
-        ]
-    )
+    groups = [
+        {"name": "embedding", "params": embedding, "lr": lr_embedding},
+        {"name": "dense", "params": dense, "lr": lr_dense},
+    ]
+    if getattr(getattr(model, "config", None), "sparse_gradients", False):
+        from crossadapt.training.optim import SparseAwareAdam
+
+        return SparseAwareAdam(groups)
+    return torch.optim.Adam(groups)
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -237,14 +243,9 @@ def _choose_monitor(valid_frame: EncodedFrame | None) -> str:
 
 def _gradient_norm(parameters: list[torch.nn.Parameter], max_norm: float | None) -> float:
     """Return the global L2 norm of the gradients, clipping them to ``max_norm`` when set."""
-    import torch
+    from crossadapt.training.optim import gradient_norm
 
-    if max_norm is not None:
-        return float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
-    gradients = [p.grad for p in parameters if p.grad is not None]
-    if not gradients:
-        return 0.0
-    return float(torch.nn.utils.get_total_norm(gradients))
+    return gradient_norm(parameters, max_norm)
 
 
 def _run_epoch(
