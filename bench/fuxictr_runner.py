@@ -221,6 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     train_rows = len(train_gen.dataset)
     return {
         "library": "fuxictr 2.3.10",
+        "options": "its defaults (Xavier init, dense Adam)",
         "arch": args.arch,
         "train_rows": train_rows,
         "train_seconds": train_seconds,

@@ -105,7 +105,13 @@ def train_ours(args: argparse.Namespace) -> dict[str, Any]:
     prepare_seconds = time.perf_counter() - started
 
     model = build_model(
-        args.arch, schema, {"hidden_units": args.hidden_units, "weight_init": args.weight_init}
+        args.arch,
+        schema,
+        {
+            "hidden_units": args.hidden_units,
+            "weight_init": args.weight_init,
+            "sparse_gradients": args.sparse_gradients,
+        },
     )
     train_config = TrainConfig(
         epochs=1,
@@ -123,6 +129,8 @@ def train_ours(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "library": "crossadapt",
         "arch": args.arch,
+        "options": f"weight_init {args.weight_init}"
+        + (", sparse_gradients" if args.sparse_gradients else ""),
         "train_rows": train_rows,
         "train_seconds": result.train_seconds,
         "rows_per_s": train_rows / result.train_seconds,
@@ -164,7 +172,12 @@ def shared_options(args: argparse.Namespace) -> list[str]:
 
 
 def run_ours(
-    arch: str, train_path: Path, test_path: Path, args: argparse.Namespace, rows_limit: int = 0
+    arch: str,
+    train_path: Path,
+    test_path: Path,
+    args: argparse.Namespace,
+    rows_limit: int = 0,
+    sparse_gradients: bool = False,
 ) -> dict[str, Any]:
     """Train ``arch`` with our trainer in a fresh process; return its result."""
     command = [
@@ -181,6 +194,7 @@ def run_ours(
         str(rows_limit),
         "--weight-init",
         args.weight_init,
+        *(["--sparse-gradients"] if sparse_gradients else []),
         *shared_options(args),
     ]
     result = run_child(command, threads=args.threads)
@@ -266,6 +280,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if fuxictr_skipped is None:
             comparison.append(run_fuxictr(arch, train_path, test_path, args))
             save_results(payload, args)
+        if args.with_sparse:
+            comparison.append(run_ours(arch, train_path, test_path, args, sparse_gradients=True))
+            save_results(payload, args)
     if args.zoo_rows > 0:
         for arch in architecture_names():
             zoo.append(run_ours(arch, train_path, test_path, args, rows_limit=args.zoo_rows))
@@ -317,11 +334,21 @@ def render_markdown(payload: dict[str, Any]) -> str:
         lines.append(f"FuxiCTR runs skipped: {payload['fuxictr_skipped']}.\n")
     lines.append(
         markdown_table(
-            ["library", "arch", "rows/s", "train s", "test AUC", "peak RSS MiB", "parameters"],
+            [
+                "library",
+                "arch",
+                "options",
+                "rows/s",
+                "train s",
+                "test AUC",
+                "peak RSS MiB",
+                "parameters",
+            ],
             [
                 [
                     result["library"],
                     result["arch"],
+                    result.get("options", ""),
                     f"{result['rows_per_s']:,.0f}",
                     f"{result['train_seconds']:.1f}",
                     f"{result['test_auc']:.4f}",
@@ -372,6 +399,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     worker.add_argument("--test", required=True)
     worker.add_argument("--train-rows-limit", type=int, default=0, help="0 = all rows")
     worker.add_argument("--weight-init", choices=["torch", "xavier"], default="xavier")
+    worker.add_argument("--sparse-gradients", action="store_true")
     add_model_options(worker)
 
     parser.add_argument("--rows", type=int, default=2_000_000, help="training rows")
@@ -388,6 +416,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["torch", "xavier"],
         default="xavier",
         help="our models' weight_init; xavier is FuxiCTR's scheme, so the default matches it",
+    )
+    parser.add_argument(
+        "--with-sparse",
+        action="store_true",
+        help="also train ours with sparse_gradients: true (lazy Adam; not FuxiCTR's optimizer)",
     )
     parser.add_argument("--work-dir", default=str(WORK_DIR / "throughput"), help="data folder")
     parser.add_argument(
