@@ -196,3 +196,16 @@ def test_airflow_overhead_summary_and_report() -> None:
     )
     assert "| validate | 10.0 | 12.0 | +2.0 |" in report
     assert "18.2% of the run" in report
+
+
+def test_sparse_step_smoke_run(tmp_path: Path) -> None:
+    sparse_step = load_bench_module("sparse_step")
+    sparse_step.main(
+        ["--dims", "2", "--steps", "1", "--warmup", "0", "--results-dir", str(tmp_path)]
+    )
+    payload = json.loads((tmp_path / "sparse_step.json").read_text())
+
+    assert payload["vocab_rows"] == sum(sparse_step.SCALE_VOCAB_SIZES)
+    assert payload["results"][0]["dense_seconds"] > 0
+    assert payload["results"][0]["sparse_seconds"] > 0
+    assert "| 2 |" in (tmp_path / "sparse_step.md").read_text()

@@ -2,9 +2,9 @@
 
 With dense gradients, Adam reads and writes every row of every embedding table at every
 step, although a batch touches a few thousand rows. With tables of millions of rows that
-dominates a step: for 26 fields with 4.3M rows in all, a DNN step on 4,096 rows took
-0.20 s with dense Adam against 0.045 s with sparse gradients at dim 8, and 0.66 s
-against 0.059 s at dim 16 (one thread, torch 2.13 CPU; `bench/SCALE.md`).
+cost dominates a step. Measured by `bench/sparse_step.py` (26 fields, 4.3M rows in all,
+a DNN step on 4,096 rows, one thread): 0.20 s dense against 0.045 s sparse at dim 8, and
+0.66 s against 0.059 s at dim 16.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ class SparseAwareAdam(torch.optim.Adam):
     """``torch.optim.Adam`` whose ``step`` also takes sparse (COO) gradients, as lazy Adam.
 
     A parameter with a dense gradient gets Adam's update. A parameter with a sparse
-    gradient (an embedding table of a model built with ``sparse_gradients: true``) moves
-    only the rows in the gradient: their first and second moments and their values, with
-    the bias correction of the parameter's own step count, as ``torch.optim.SparseAdam``
-    does. Rows absent from a batch keep their moments and values; with dense Adam every
-    row's moments decay and its value keeps moving at every step.
+    gradient is an embedding table of a model built with ``sparse_gradients: true``. Only
+    the rows in its gradient move: their first and second moments and their values. The
+    bias correction uses the parameter's own step count, as in ``torch.optim.SparseAdam``.
+    Rows absent from a batch keep their moments and values; with dense Adam every row's
+    moments decay and its value keeps moving at every step.
 
     The state of each parameter has Adam's keys (``step``, ``exp_avg``, ``exp_avg_sq``),
     so an optimizer state saved by either class loads into the other. The sparse path
@@ -91,10 +91,10 @@ class SparseAwareAdam(torch.optim.Adam):
 def gradient_norm(parameters: list[torch.nn.Parameter], max_norm: float | None) -> float:
     """Return the global L2 norm of the gradients, clipping them to ``max_norm`` when set.
 
-    Dense gradients go through ``torch.nn.utils`` (``clip_grad_norm_``/``get_total_norm``).
-    When a gradient is sparse (which those functions reject) each sparse gradient is
-    coalesced in place, so a row listed twice counts once, and the norm is taken over the
-    values; clipping scales every gradient by ``max_norm / (norm + 1e-6)`` as
+    Dense gradients go through ``torch.nn.utils`` (``clip_grad_norm_``/``get_total_norm``),
+    which rejects sparse ones. So when a gradient is sparse, each sparse gradient is first
+    coalesced in place (a row listed twice then counts once) and its norm is taken over its
+    values. Clipping scales every gradient by ``max_norm / (norm + 1e-6)``, as
     ``clip_grad_norm_`` does.
     """
     with_grad = [p for p in parameters if p.grad is not None]
