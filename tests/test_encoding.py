@@ -210,3 +210,25 @@ def test_criteo_sample_fit_and_encode() -> None:
     later_rates = oov_rates(later_part, schema)
     assert later_rates["C4"] > 0.0  # a high-cardinality field has unseen ids
     assert later_rates["C9"] == 0.0  # a low-cardinality field has none
+
+
+def test_encode_range_equals_encoding_each_day(tmp_path: Path) -> None:
+    from crossadapt.data.dataset import encode_range
+    from crossadapt.data.ingest import write_generated_days
+    from crossadapt.data.partitions import read_day
+    from crossadapt.data.synthetic import SyntheticConfig, iter_days, synthetic_field_defs
+
+    config = SyntheticConfig(n_days=3, rows_per_day=300, n_categorical=3, n_numeric=2, seed=1)
+    write_generated_days(iter_days(config), tmp_path, "synthetic")
+    days = [config.day(index) for index in range(3)]
+    frames = [read_day(tmp_path, "synthetic", day) for day in days]
+    schema = fit_schema(
+        frames[:1], synthetic_field_defs(config), 1, (days[0], days[0]), "synthetic"
+    ).with_embedding_dims(4)
+
+    encoded = encode_range(tmp_path, "synthetic", days[0], days[-1], schema)
+    expected = EncodedFrame.concat([encode(frame, schema) for frame in frames])
+
+    assert len(encoded) == 900
+    for name in ("categorical", "multi_valued", "numeric", "label", "timestamp"):
+        np.testing.assert_array_equal(getattr(encoded, name), getattr(expected, name))

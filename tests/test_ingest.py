@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -87,7 +88,7 @@ def test_ingest_days_sorted(tmp_path: Path) -> None:
     assert day2["tags"].tolist() == ["f", "a", "c|d"]
     day3 = partitions.read_day(data_dir, "toy", "2024-01-03")
     assert np.isnan(day3["price"].iloc[0])
-    assert day3["tags"].iloc[0] is None
+    assert pd.isna(day3["tags"].iloc[0])
 
 
 def test_partition_file_schema(tmp_path: Path) -> None:

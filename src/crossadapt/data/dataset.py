@@ -6,9 +6,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from crossadapt.data.partitions import iter_days, read_days
+from crossadapt.errors import DataError
 
 if TYPE_CHECKING:
     from crossadapt.data.encoding import EncodedFrame
@@ -53,10 +55,45 @@ def iter_range(data_dir: str | Path, dataset: str, start: str, end: str):
 def encode_range(
     data_dir: str | Path, dataset: str, start: str, end: str, schema: FeatureSchema
 ) -> EncodedFrame:
-    """Encode every day of ``start..end`` with ``schema`` and concatenate them in time order."""
-    from crossadapt.data.encoding import EncodedFrame, encode
+    """Encode every day of ``start..end`` with ``schema`` into one frame, in time order.
 
-    frames = [encode(frame, schema) for frame in iter_range(data_dir, dataset, start, end)]
-    encoded = EncodedFrame.concat(frames)
+    The output is allocated once, from the row counts in the partitions' parquet metadata,
+    and each day is encoded into its slice. Peak memory is the output plus one day, where
+    concatenating the days' frames would hold the output twice.
+    """
+    import pyarrow.parquet as pq
+
+    from crossadapt.data.encoding import NPZ_ARRAYS, EncodedFrame, encode
+    from crossadapt.data.partitions import day_path, days_in_range
+
+    encoded: EncodedFrame | None = None
+    total = offset = 0
+    for _, frame in iter_days(data_dir, dataset, start, end):
+        part = encode(frame, schema)
+        del frame
+        if encoded is None:
+            total = sum(
+                pq.read_metadata(day_path(data_dir, dataset, day)).num_rows
+                for day in days_in_range(data_dir, dataset, start, end)
+            )
+            encoded = EncodedFrame(
+                *(
+                    np.empty((total, *getattr(part, name).shape[1:]), getattr(part, name).dtype)
+                    for name in NPZ_ARRAYS
+                )
+            )
+        if offset + len(part) > total:
+            raise DataError(
+                f"the partitions of {dataset} {start}..{end} changed while they were read; "
+                "wait for the running ingest to finish and retry"
+            )
+        for name in NPZ_ARRAYS:
+            getattr(encoded, name)[offset : offset + len(part)] = getattr(part, name)
+        offset += len(part)
+    if encoded is None or offset != total:
+        raise DataError(
+            f"the partitions of {dataset} {start}..{end} changed while they were read; "
+            "wait for the running ingest to finish and retry"
+        )
     logger.info("encoded %s %s..%s: %d rows", dataset, start, end, len(encoded))
     return encoded
