@@ -1,10 +1,10 @@
 """Time one training step of a DNN with dense against sparse embedding gradients.
 
 Run from the repository root: ``.venv/bin/python bench/sparse_step.py`` (see bench/SCALE.md).
-The model is the library's DNN (hidden units [128, 64]) on 26 categorical fields whose
-vocabulary sizes are those the 20M-row scale run fitted (4.3M rows in all), built with
-``sparse_gradients`` false (``torch.optim.Adam``) and true (``SparseAwareAdam``), with
-``make_optimizer`` in both cases. Each step draws 4,096 rows of Zipf-distributed ids, runs
+The model is the library's DNN (hidden units [128, 64]) on 26 categorical fields, with the
+vocabulary sizes that the 20M-row scale run fitted (4.3M rows in all). It is built once
+with ``sparse_gradients`` false (``torch.optim.Adam``) and once with true
+(``SparseAwareAdam``), each optimizer from ``make_optimizer``. Each step draws 4,096 rows of Zipf-distributed ids, runs
 forward, backward and the optimizer step. The script reports the mean of ``--steps``
 steps after ``--warmup`` steps, per embedding dim.
 """
