@@ -4,9 +4,9 @@ Run from the repository root: ``.venv/bin/python bench/sparse_step.py`` (see ben
 The model is the library's DNN (hidden units [128, 64]) on 26 categorical fields, with the
 vocabulary sizes that the 20M-row scale run fitted (4.3M rows in all). It is built once
 with ``sparse_gradients`` false (``torch.optim.Adam``) and once with true
-(``SparseAwareAdam``), each optimizer from ``make_optimizer``. Each step draws 4,096 rows of Zipf-distributed ids, runs
-forward, backward and the optimizer step. The script reports the mean of ``--steps``
-steps after ``--warmup`` steps, per embedding dim.
+(``SparseAwareAdam``), each optimizer from ``make_optimizer``. Each step draws 4,096
+rows of Zipf-distributed ids, runs forward, backward and the optimizer step. The script
+reports the mean of ``--steps`` steps after ``--warmup`` steps, per embedding dim.
 """
 
 from __future__ import annotations
