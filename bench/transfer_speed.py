@@ -240,8 +240,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             dst = work_dir / f"student_{rows}x{d_s}.npy"
             op = "expand" if d_s > d_t else "reduce"
 
-            copy = measure("copy", src, dst, d_s, args)
+            # A copy before and one after the transfer; the faster one is the reference.
+            # The first copy starts while the kernel may still be writing the freshly
+            # generated table back to disk, which slows that copy down.
+            copies = [measure("copy", src, dst, d_s, args)]
             transfer = measure(op, src, dst, d_s, args)
+            copies.append(measure("copy", src, dst, d_s, args))
+            copy = min(copies, key=lambda result: result["seconds"])
             records.append(
                 {
                     "rows": rows,
@@ -251,6 +256,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                     "input_bytes": rows * d_t * 4,
                     "output_bytes": rows * d_s * 4,
                     "copy": copy,
+                    "copy_seconds_both": [result["seconds"] for result in copies],
                     "transfer": transfer,
                     "ratio_to_copy": transfer["seconds"] / copy["seconds"],
                     "transfer_rows_per_s": rows / transfer["seconds"],
@@ -330,7 +336,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
             [
                 "rows",
                 "case",
-                "copy s",
+                "copy s (faster of 2)",
                 "transfer s",
                 "transfer / copy",
                 "transfer rows/s",
