@@ -199,12 +199,14 @@ def streaming_covariance(
     mean = np.zeros(dim)
     scatter = np.zeros((dim, dim))
     work_dtype = compute_dtype(table.dtype)
+    # An NpyRows chunk is this pass's own read buffer, refilled by the next chunk, so it
+    # can be centred in place; an array chunk is copied so that `table` stays intact.
+    owned = isinstance(table, NpyRows) and table.dtype == work_dtype
     for start, rows in _row_chunks(table, chunk_rows):
         _check_finite_chunk(rows, start, name)
         chunk_count = rows.shape[0]
         chunk_mean = rows.mean(axis=0, dtype=np.float64)
-        # np.array copies even a chunk of work_dtype, so centring leaves `table` intact.
-        chunk = np.array(rows, dtype=work_dtype)
+        chunk = rows if owned else np.array(rows, dtype=work_dtype)
         chunk -= chunk_mean.astype(work_dtype)
         chunk_scatter = (chunk.T @ chunk).astype(np.float64)
 
