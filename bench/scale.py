@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             args.distinct_ids,
             args.min_count,
             args.batch_size,
-            args.work_dir,
+            args.work_dir.resolve(),
             args.ingest_only,
             args.step_timeout_s,
             sparse_gradients=args.sparse_gradients,
