@@ -199,8 +199,8 @@ def streaming_covariance(
     mean = np.zeros(dim)
     scatter = np.zeros((dim, dim))
     work_dtype = compute_dtype(table.dtype)
-    # An NpyRows chunk is this pass's own read buffer, refilled by the next chunk, so it
-    # can be centred in place; an array chunk is copied so that `table` stays intact.
+    # An NpyRows chunk is this pass's own read buffer, which the next chunk overwrites, so
+    # it is centred in place. An array chunk is copied first: `table` must stay intact.
     owned = isinstance(table, NpyRows) and table.dtype == work_dtype
     for start, rows in _row_chunks(table, chunk_rows):
         _check_finite_chunk(rows, start, name)
