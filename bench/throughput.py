@@ -77,9 +77,19 @@ def prepare_data(train_rows: int, test_rows: int, work_dir: Path) -> tuple[Path,
     return train_path, test_path
 
 
+def read_frame(path: str) -> Any:
+    """Read a parquet file with Arrow-backed string columns, as `partitions.read_day` does."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    strings = pd.StringDtype("pyarrow")
+    mapping = {pa.string(): strings, pa.large_string(): strings}
+    return pq.read_table(path).to_pandas(types_mapper=mapping.get)
+
+
 def train_ours(args: argparse.Namespace) -> dict[str, Any]:
     """Fit the schema, encode, train one epoch of ``args.arch`` and score the test file."""
-    import pandas as pd
     import torch
 
     from crossadapt.data.encoding import encode
@@ -91,7 +101,7 @@ def train_ours(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    train_frame = pd.read_parquet(args.train)
+    train_frame = read_frame(args.train)
     if args.train_rows_limit:
         train_frame = train_frame.iloc[: args.train_rows_limit]
     config = synthetic_config(1)
@@ -101,7 +111,7 @@ def train_ours(args: argparse.Namespace) -> dict[str, Any]:
     ).with_embedding_dims(args.embedding_dim)
     train_encoded = encode(train_frame, schema)
     del train_frame
-    test_encoded = encode(pd.read_parquet(args.test), schema)
+    test_encoded = encode(read_frame(args.test), schema)
     prepare_seconds = time.perf_counter() - started
 
     model = build_model(
