@@ -235,6 +235,14 @@ def test_same_seed_builds_same_model(arch: str) -> None:
         assert not torch.equal(first(batch), other(batch))
 
 
+def fit_batch(model: CTRModel, batch: Batch, optimizer: torch.optim.Optimizer) -> None:
+    """Take 150 optimizer steps on one batch."""
+    for _ in range(150):
+        optimizer.zero_grad()
+        bce(model(batch), batch.label).backward()
+        optimizer.step()
+
+
 def xor_task(schema: FeatureSchema, rows: int, seed: int) -> Batch:
     """Rows whose label is the parity of user + item: no first-order term can fit it.
 
@@ -262,10 +270,7 @@ def test_model_learns_pairwise_interaction(arch: str) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
 
     initial_loss = bce(model(train_batch), train_batch.label).item()
-    for _ in range(150):
-        optimizer.zero_grad()
-        bce(model(train_batch), train_batch.label).backward()
-        optimizer.step()
+    fit_batch(model, train_batch, optimizer)
     model.eval()
     with torch.no_grad():
         train_loss = bce(model(train_batch), train_batch.label).item()
@@ -767,7 +772,7 @@ def test_sparse_gradients_match_dense_ones(arch: str) -> None:
         torch.testing.assert_close(gradient, dense_param.grad, msg=name)
 
 
-def test_lazy_adam_moves_only_the_batch_rows() -> None:
+def test_lazy_adam_moves_batch_rows_only() -> None:
     from crossadapt.training.trainer import make_optimizer
 
     schema = make_schema(8)
@@ -820,12 +825,30 @@ def test_lazy_adam_state_loads_into_adam() -> None:
     )
 
 
-def test_gradient_norm_and_clipping_with_sparse_gradients() -> None:
+def test_lazy_adam_rejects_weight_decay() -> None:
+    from crossadapt.training.optim import SparseAwareAdam
+
+    schema = make_schema(8)
+    _, sparse = sparse_and_dense("dnn", schema)
+    optimizer = SparseAwareAdam(sparse.parameters(), lr=0.01, weight_decay=0.1)
+    batch = random_batch(schema, rows=16)
+    bce(sparse(batch), batch.label).backward()
+    before = {name: value.detach().clone() for name, value in sparse.state_dict().items()}
+
+    with pytest.raises(ValueError, match=r"weight_decay=0\.1, amsgrad=False, maximize=False"):
+        optimizer.step()
+    for name, value in sparse.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_sparse_gradient_norm_and_clipping() -> None:
     from crossadapt.training.optim import gradient_norm
 
     schema = make_schema(8)
     dense, sparse = sparse_and_dense("dnn", schema)
-    batch = random_batch(schema, rows=64)  # rows repeat ids: the sparse gradients hold duplicates
+    batch = random_batch(
+        schema, rows=64
+    )  # rows repeat ids, so the sparse gradients contain duplicates
     bce(dense(batch), batch.label).backward()
     bce(sparse(batch), batch.label).backward()
 
@@ -843,11 +866,7 @@ def test_model_learns_with_sparse_gradients(arch: str) -> None:
     torch.manual_seed(0)
     model = build_model(arch, schema, {**SMALL_CONFIG, "sparse_gradients": True})
     train_batch = xor_task(schema, rows=256, seed=5)
-    optimizer = make_optimizer(model, 0.01, 0.01)
-    for _ in range(150):
-        optimizer.zero_grad()
-        bce(model(train_batch), train_batch.label).backward()
-        optimizer.step()
+    fit_batch(model, train_batch, make_optimizer(model, 0.01, 0.01))
     model.eval()
     with torch.no_grad():
         train_loss = bce(model(train_batch), train_batch.label).item()

@@ -43,7 +43,11 @@ class SparseAwareAdam(torch.optim.Adam):
             for parameter in group["params"]:
                 if parameter.grad is not None and parameter.grad.is_sparse:
                     sparse.append((group, parameter, parameter.grad))
-                    parameter.grad = None
+        # Checked before any parameter moves, so an invalid group leaves the model as it was.
+        for group, _, _ in sparse:
+            _check_sparse_options(group)
+        for _, parameter, _ in sparse:
+            parameter.grad = None
         try:
             loss = super().step(closure)
         finally:
@@ -56,11 +60,6 @@ class SparseAwareAdam(torch.optim.Adam):
     def _lazy_update(
         self, group: dict, parameter: torch.nn.Parameter, gradient: torch.Tensor
     ) -> None:
-        if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
-            raise ValueError(
-                "SparseAwareAdam: sparse gradients support lr, betas and eps only; "
-                "weight_decay, amsgrad and maximize need dense gradients"
-            )
         gradient = gradient.coalesce()
         rows = gradient.indices()[0]
         values = gradient.values()
@@ -85,6 +84,16 @@ class SparseAwareAdam(torch.optim.Adam):
         denominator = second.sqrt_().div_(math.sqrt(bias_correction2)).add_(group["eps"])
         parameter.index_add_(
             0, rows, first.div_(denominator), alpha=-float(group["lr"]) / bias_correction1
+        )
+
+
+def _check_sparse_options(group: dict) -> None:
+    if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
+        raise ValueError(
+            f"SparseAwareAdam: invalid options for sparse gradients: weight_decay="
+            f"{group['weight_decay']}, amsgrad={group['amsgrad']}, maximize="
+            f"{group['maximize']}. Set them to 0 and False, or build the model with "
+            "sparse_gradients: false"
         )
 
 
