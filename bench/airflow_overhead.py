@@ -34,21 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import WORK_DIR, command_line, machine_info, markdown_table, now_utc, write_results
 
+from tasks.version import OFFLINE_STAGES
+
 logger = logging.getLogger("bench.airflow_overhead")
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "crossadapt_migration"
-STEPS = (
-    "fetch_data",
-    "ingest",
-    "validate",
-    "train_teacher",
-    "sample",
-    "transfer",
-    "distill",
-    "shadow_evaluate",
-    "version",
-)
+# The migration DAG's tasks, in order: the offline stages, then `version`.
+STEPS = (*OFFLINE_STAGES, "version")
 PROJECT_FILES = ("src", "tasks", "dags", "dvc.yaml", ".dvcignore", "params.yaml")
 
 
@@ -93,6 +86,7 @@ def build_project(folder: Path) -> Path:
     if storage.exists():
         shutil.rmtree(storage)
     folder.mkdir(parents=True)
+
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in PROJECT_FILES:
         source = ROOT / name
@@ -104,6 +98,7 @@ def build_project(folder: Path) -> Path:
     (folder / ".gitignore").write_text(
         "__pycache__/\n*.pyc\n/data/\n/logs/\n/artifacts/.crossadapt.lock*\n"
     )
+
     python = sys.executable
     run_in(folder, python, "-m", "tasks.plan_days", "--params", "params.yaml")
     run_in(folder, "git", "init", "--quiet", "--initial-branch=main")

@@ -168,10 +168,16 @@ def test_distill_config_rejects_bad_values() -> None:
         DistillConfig(temperature=0.0)
 
 
-def codistill_models(teacher_setup):
+def codistill_models(teacher_setup, sparse_gradients: bool = False):
+    """Return the teacher, its schema, a student build, an encoded day and the replay rows."""
     teacher, schema, retained = teacher_setup
+    config = {"hidden_units": [16], "sparse_gradients": sparse_gradients}
+    if sparse_gradients:
+        dense_teacher = teacher
+        teacher = build_model("dnn", schema, config)
+        teacher.load_state_dict(dense_teacher.state_dict())
     counts = retained_token_counts([retained], schema)
-    build = build_student(teacher, schema, counts, "dnn", 8, {"hidden_units": [16]}, seed=0)
+    build = build_student(teacher, schema, counts, "dnn", 8, config, seed=0)
     day = encode(click_log(640, seed=3, users=30, first_user=25), build.schema)
     replay = encode(retained, build.schema)
     return teacher, schema, build, day, replay
@@ -245,15 +251,7 @@ def test_codistill_with_sparse_gradients(teacher_setup) -> None:
     # batches before its step. Rows no batch touched keep their values (lazy Adam).
     from crossadapt.training.trainer import make_optimizer
 
-    dense_teacher, schema, retained = teacher_setup
-    teacher = build_model("dnn", schema, {"hidden_units": [16], "sparse_gradients": True})
-    teacher.load_state_dict(dense_teacher.state_dict())
-    counts = retained_token_counts([retained], schema)
-    build = build_student(
-        teacher, schema, counts, "dnn", 8, {"hidden_units": [16], "sparse_gradients": True}, 0
-    )
-    day = encode(click_log(640, seed=3, users=30, first_user=25), build.schema)
-    replay = encode(retained, build.schema)
+    teacher, schema, build, day, replay = codistill_models(teacher_setup, sparse_gradients=True)
     teacher_optimizer = make_optimizer(teacher, 1e-2, 1e-3)
     student_optimizer = make_optimizer(build.model, 1e-2, 1e-3)
     assert type(student_optimizer).__name__ == "SparseAwareAdam"

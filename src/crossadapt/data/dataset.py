@@ -66,34 +66,36 @@ def encode_range(
     from crossadapt.data.encoding import NPZ_ARRAYS, EncodedFrame, encode
     from crossadapt.data.partitions import day_path, days_in_range
 
+    total = sum(
+        pq.read_metadata(day_path(data_dir, dataset, day)).num_rows
+        for day in days_in_range(data_dir, dataset, start, end)
+    )
     encoded: EncodedFrame | None = None
-    total = offset = 0
+    offset = 0
+    # iter_days raises DataError when the range has no partition.
     for _, frame in iter_days(data_dir, dataset, start, end):
         part = encode(frame, schema)
         del frame
+        if offset + len(part) > total:
+            raise _changed_while_read(dataset, start, end)
         if encoded is None:
-            total = sum(
-                pq.read_metadata(day_path(data_dir, dataset, day)).num_rows
-                for day in days_in_range(data_dir, dataset, start, end)
-            )
             encoded = EncodedFrame(
                 *(
                     np.empty((total, *getattr(part, name).shape[1:]), getattr(part, name).dtype)
                     for name in NPZ_ARRAYS
                 )
             )
-        if offset + len(part) > total:
-            raise DataError(
-                f"the partitions of {dataset} {start}..{end} changed while they were read; "
-                "wait for the running ingest to finish and retry"
-            )
         for name in NPZ_ARRAYS:
             getattr(encoded, name)[offset : offset + len(part)] = getattr(part, name)
         offset += len(part)
     if encoded is None or offset != total:
-        raise DataError(
-            f"the partitions of {dataset} {start}..{end} changed while they were read; "
-            "wait for the running ingest to finish and retry"
-        )
+        raise _changed_while_read(dataset, start, end)
     logger.info("encoded %s %s..%s: %d rows", dataset, start, end, len(encoded))
     return encoded
+
+
+def _changed_while_read(dataset: str, start: str, end: str) -> DataError:
+    return DataError(
+        f"the partitions of {dataset} {start}..{end} changed while they were read; "
+        "wait for the running ingest to finish and retry"
+    )

@@ -241,13 +241,6 @@ def _choose_monitor(valid_frame: EncodedFrame | None) -> str:
     return "log_loss"
 
 
-def _gradient_norm(parameters: list[torch.nn.Parameter], max_norm: float | None) -> float:
-    """Return the global L2 norm of the gradients, clipping them to ``max_norm`` when set."""
-    from crossadapt.training.optim import gradient_norm
-
-    return gradient_norm(parameters, max_norm)
-
-
 def _run_epoch(
     model: torch.nn.Module,
     loader: BatchLoader,
@@ -258,6 +251,8 @@ def _run_epoch(
 ) -> tuple[float, int, int]:
     """Train one pass over ``loader``; return (mean loss per row, rows, batches)."""
     from tqdm.auto import tqdm
+
+    from crossadapt.training.optim import gradient_norm
 
     model.train()
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
@@ -286,7 +281,7 @@ def _run_epoch(
                 )
 
             loss.backward()
-            grad_norm = _gradient_norm(parameters, config.max_grad_norm)
+            grad_norm = gradient_norm(parameters, config.max_grad_norm)
             if not math.isfinite(grad_norm):
                 optimizer.zero_grad(set_to_none=True)
                 raise TrainingDiverged(
