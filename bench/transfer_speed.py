@@ -79,7 +79,7 @@ def copy_table(src: Path, dst: Path, d_s: int, chunk_rows: int) -> None:
     """Read ``src`` chunk by chunk and write a table of ``d_s`` columns to ``dst``, then fsync.
 
     The physical limit of a transfer: the same reads and writes, no arithmetic. Output
-    chunk ``i`` holds input chunk ``i`` truncated or zero-padded to ``d_s`` columns. Like
+    chunk ``i`` contains input chunk ``i`` truncated or zero-padded to ``d_s`` columns. Like
     the library's streaming transfer, it reads with ``readinto`` into one reused buffer and
     writes with ``write``, so neither file is mapped into the process.
     """

@@ -153,8 +153,8 @@ def test_throughput_smoke_run_fuxictr(tmp_path: Path) -> None:
 
 
 def test_airflow_overhead_summary_and_report() -> None:
-    # The Airflow run itself is covered by tests/test_airflow_e2e.py; this checks the
-    # arithmetic and the report of bench/airflow_overhead.py on recorded timings.
+    # tests/test_airflow_e2e.py covers a real Airflow run. This test checks the arithmetic
+    # and the report of bench/airflow_overhead.py on recorded timings.
     airflow_overhead = load_bench_module("airflow_overhead")
     cli = [{"step": "ingest", "seconds": 4.0}, {"step": "validate", "seconds": 10.0}]
     airflow = {

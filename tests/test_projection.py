@@ -292,8 +292,8 @@ def test_chunk_rows_bounded_by_budget() -> None:
 
 @pytest.mark.parametrize("operation", ["expand", "reduce"])
 def test_streaming_peak_memory_within_budget(tmp_path: Path, operation: str) -> None:
-    # 200k x 16 float32 is 12.8 MB and the budget is 1 MB. tracemalloc traces numpy's
-    # buffers, the read buffer included; the table is read and written with plain file I/O.
+    # 200k x 16 float32 is 12.8 MB and the budget is 1 MB. The table is read and written
+    # with plain file I/O, so tracemalloc sees every buffer, the read buffer included.
     rows, d_t = 200_000, 16
     source = _save(tmp_path, "teacher.npy", _table(rows, d_t, seed=17))
     target = tmp_path / "student.npy"
