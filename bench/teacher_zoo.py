@@ -6,6 +6,8 @@ with the split of params.yaml: trained on 1997-09..1998-02, scored on the online
 
     .venv/bin/python bench/teacher_zoo.py                 # all architectures
     .venv/bin/python bench/teacher_zoo.py --archs dnn dcnv2 --epochs 1
+    .venv/bin/python bench/teacher_zoo.py --archs dnn dcnv2 --weight-init torch xavier \
+        --seeds 0 1 --name teacher_init       # PyTorch's init against FuxiCTR's Xavier
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 
-def run(archs: list[str], epochs: int | None, embedding_dim: int) -> dict:
+def run(
+    archs: list[str],
+    epochs: int | None,
+    embedding_dim: int,
+    weight_inits: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> dict:
     """Train one teacher per architecture and return the metrics of each."""
     import torch
 
@@ -31,10 +39,18 @@ def run(archs: list[str], epochs: int | None, embedding_dim: int) -> dict:
 
     torch.set_num_threads(2)
     results = []
-    for arch in archs or architecture_names():
+    cases = [
+        (arch, weight_init, seed)
+        for arch in archs or architecture_names()
+        for weight_init in weight_inits or ["torch"]
+        for seed in seeds or [0]
+    ]
+    for arch, weight_init, seed in cases:
         overrides = {
+            "seed": seed,
             "teacher.arch": arch,
             "teacher.embedding_dim": embedding_dim,
+            "teacher.weight_init": weight_init,
             "paths.artifacts_dir": f"bench/work/teacher_zoo/{arch}",
         }
         if epochs is not None:
@@ -45,6 +61,8 @@ def run(archs: list[str], epochs: int | None, embedding_dim: int) -> dict:
         results.append(
             {
                 "arch": arch,
+                "weight_init": weight_init,
+                "seed": seed,
                 "epochs_run": metrics["best_epoch"],
                 "train_seconds": metrics["train_seconds"],
                 "step_seconds": time.perf_counter() - started,
@@ -69,13 +87,15 @@ def render_markdown(payload: dict) -> str:
         "by time is the early-stopping validation set), scored on the online days 1998-03",
         f"and the test days 1998-04. Embedding dim {payload['embedding_dim']} for every field.",
         "",
-        "| arch | AUC 1998-03 | LogLoss 1998-03 | bias 1998-03 | AUC 1998-04 | train s |",
-        "|---|---|---|---|---|---|",
+        "| arch | weight_init | seed | AUC 1998-03 | LogLoss 1998-03 | bias 1998-03 "
+        "| AUC 1998-04 | train s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in payload["results"]:
         online, test = row["online_days"], row["test"]
         lines.append(
-            f"| {row['arch']} | {online['auc']:.4f} | {online['log_loss']:.4f} "
+            f"| {row['arch']} | {row.get('weight_init', 'torch')} | {row.get('seed', 0)} "
+            f"| {online['auc']:.4f} | {online['log_loss']:.4f} "
             f"| {online['prediction_bias']:+.4f} | {test['auc']:.4f} "
             f"| {row['train_seconds']:.1f} |"
         )
@@ -87,12 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archs", nargs="*", default=[], help="architectures (default: all)")
     parser.add_argument("--epochs", type=int, default=None, help="teacher.epochs override")
     parser.add_argument("--embedding-dim", type=int, default=8, help="dim of every field")
+    parser.add_argument(
+        "--weight-init",
+        nargs="+",
+        default=["torch"],
+        choices=["torch", "xavier"],
+        help="teacher.weight_init values to compare (default: torch)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="params seeds")
+    parser.add_argument("--name", default="teacher_zoo", help="results file name")
     args = parser.parse_args(argv)
 
-    payload = run(args.archs, args.epochs, args.embedding_dim)
+    payload = run(args.archs, args.epochs, args.embedding_dim, args.weight_init, args.seeds)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "teacher_zoo.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (RESULTS / "teacher_zoo.md").write_text(render_markdown(payload))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(render_markdown(payload))
     print(render_markdown(payload))
     return 0
 
