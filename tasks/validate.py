@@ -52,7 +52,7 @@ def run(params: Params) -> dict[str, Any]:
             data_docs=False,
         )
         # Free this day before reading the next: two 2M-row days of string columns held at
-        # once took the step's peak from 5.6 to 9.5 GiB in bench/scale.py.
+        # once raised the step's peak to 9.5 GiB (bench/results/scale_20m.md).
         del frame
         if not result.success:
             try:

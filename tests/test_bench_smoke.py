@@ -209,3 +209,15 @@ def test_sparse_step_smoke_run(tmp_path: Path) -> None:
     assert payload["results"][0]["dense_seconds"] > 0
     assert payload["results"][0]["sparse_seconds"] > 0
     assert "| 2 |" in (tmp_path / "sparse_step.md").read_text()
+
+
+def test_read_partition_smoke_run(tmp_path: Path) -> None:
+    read_partition = load_bench_module("read_partition")
+    read_partition.main(
+        ["--rows", "2000", "--results-dir", str(tmp_path), "--work-dir", str(tmp_path / "work")]
+    )
+    payload = json.loads((tmp_path / "read_partition.json").read_text())
+
+    assert [row["strings"] for row in payload["results"]] == ["Python str", "Arrow strings"]
+    assert all(row["frame_bytes"] > 0 for row in payload["results"])
+    assert "| Arrow strings |" in (tmp_path / "read_partition.md").read_text()
