@@ -1,12 +1,12 @@
 """Time reading one day partition into pandas: Python `str` columns against Arrow strings.
 
 Run from the repository root: ``.venv/bin/python bench/read_partition.py`` (see
-bench/SCALE.md). It writes one synthetic day of ``--rows`` rows (26 categorical and 13
-numeric fields, vocabularies as in the 20M-row scale run) to ``bench/work/read_partition``,
-then reads it back with ``pyarrow.parquet.read_table`` and converts it with
-``to_pandas()`` (Python `str` objects) and with the Arrow-backed strings that
-``crossadapt.data.partitions.read_day`` uses. It reports the conversion seconds and the
-frame's memory (``DataFrame.memory_usage(deep=True)``).
+bench/SCALE.md). It writes one synthetic day of ``--rows`` rows to
+``bench/work/read_partition``: 26 categorical and 13 numeric fields, with the vocabularies
+of the 20M-row scale run. It reads the file back with ``pyarrow.parquet.read_table`` and
+converts it twice: with ``to_pandas()`` (Python `str` objects), and with the Arrow-backed
+strings that ``crossadapt.data.partitions.read_day`` uses. It reports the conversion
+seconds and the frame's memory (``DataFrame.memory_usage(deep=True)``).
 """
 
 from __future__ import annotations
